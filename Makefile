@@ -1,0 +1,74 @@
+# luavmm: a KVM virtual machine monitor driven by Lua 5.4.
+#
+#   make          build build/luavmm, build/vmm.so and the guests
+#   make run      build, then boot the hello guest
+#   make test     build, then run every test; ends with "N passed, N failed"
+#   make install  PREFIX=/usr/local: program, module and Lua library
+#
+# Missing Debian packages are installed on the way (apt-get as root, sudo
+# otherwise) by scripts/deps.sh.
+
+PREFIX ?= /usr/local
+BUILD ?= build
+CC := gcc
+
+BUILD_DEPS := gcc make pkg-config binutils lua5.4 liblua5.4-dev libedit-dev
+TEST_DEPS := lua-busted util-linux tmux
+
+# Recursive (=) so pkg-config runs after the deps target has installed it.
+LUA_CFLAGS = $(shell pkg-config --cflags lua5.4)
+LUA_LIBS = $(shell pkg-config --libs lua5.4)
+EDIT_CFLAGS = $(shell pkg-config --cflags libedit)
+EDIT_LIBS = $(shell pkg-config --libs libedit)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS ?= -O2 -g
+SAN := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer,)
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) $(CFLAGS) $(SAN) \
+             $(LUA_CFLAGS) -MMD -MP
+ALL_LDFLAGS = -pthread $(SAN) $(LDFLAGS)
+
+PROGRAM_SRC := src/main.c src/repl.c
+CORE_SRC := $(filter-out $(PROGRAM_SRC),$(wildcard src/*.c src/dev/*.c))
+CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
+PROGRAM_OBJ := $(PROGRAM_SRC:src/%.c=$(BUILD)/obj/%.o)
+LUA_LIB := $(wildcard lua/vmm/*.lua)
+
+.PHONY: all deps test-deps run test install clean guests
+all: $(BUILD)/luavmm $(BUILD)/vmm.so guests
+
+deps:
+	@scripts/deps.sh $(BUILD_DEPS)
+
+test-deps:
+	@scripts/deps.sh $(TEST_DEPS)
+
+$(BUILD)/obj/%.o: src/%.c | deps
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(EDIT_CFLAGS) -c -o $@ $<
+
+$(BUILD)/vmm.so: $(CORE_OBJ)
+	$(CC) -shared -o $@ $^ $(ALL_LDFLAGS)
+
+$(BUILD)/luavmm: $(PROGRAM_OBJ) $(CORE_OBJ)
+	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LUA_LIBS) $(EDIT_LIBS) -lm -ldl
+
+include guests/guests.mk
+
+run: all
+	$(BUILD)/luavmm scripts/hello.lua
+
+test: all test-deps
+	@lua5.4 tests/run.lua
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 \
+	           $(DESTDIR)$(PREFIX)/share/lua/5.4/vmm
+	install -m 755 $(BUILD)/luavmm $(DESTDIR)$(PREFIX)/bin/luavmm
+	install -m 644 $(BUILD)/vmm.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/vmm.so
+	install -m 644 $(LUA_LIB) $(DESTDIR)$(PREFIX)/share/lua/5.4/vmm/
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(CORE_OBJ:.o=.d) $(PROGRAM_OBJ:.o=.d)

@@ -1,0 +1,2 @@
+# Guests we write ourselves, built freestanding into $(BUILD)/guests/.
+guests:

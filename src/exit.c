@@ -1,0 +1,376 @@
+/* The KVM_RUN loop: enter the guest, dispatch the exit with one flat switch,
+ * repeat until something asks the vCPU to stop.
+ *
+ * Stopping: whoever wants a vCPU out of KVM_RUN sets kvm_run->immediate_exit
+ * and sends the kick signal to its thread (vm_request_stop). The signal's
+ * handler does nothing but set immediate_exit again, so a kick that lands
+ * just before KVM_RUN is not lost: KVM sees the flag on entry and returns
+ * EINTR at once. The loop then reads the VM's stop request. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fault.h"
+#include "run.h"
+#include "vcpu.h"
+#include "vm.h"
+
+/* The vCPU this thread is running, for the signal handlers. Written before
+ * signals can reach it, so the handlers never trigger TLS allocation. */
+static __thread struct vcpu *current;
+
+static int kick_signo;
+
+struct vcpu *vcpu_current(void)
+{
+  return current;
+}
+
+int vcpu_kick_signal(void)
+{
+  return kick_signo;
+}
+
+static void set_immediate_exit(struct vcpu *c)
+{
+  __atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_RELEASE);
+}
+
+static void on_kick(int sig, siginfo_t *info, void *ctx)
+{
+  (void)sig;
+  (void)ctx;
+  int saved = errno;
+  struct vcpu *c = current;
+  if (c != NULL) {
+    if (info->si_code == SI_TIMER)
+      vm_request_stop(c->vm, VCPU_TIMEOUT, 0);
+    set_immediate_exit(c);
+    if (c->on_kick != NULL)
+      c->on_kick(c);
+  }
+  errno = saved;
+}
+
+static void on_interrupt(int sig)
+{
+  (void)sig;
+  int saved = errno;
+  struct vcpu *c = current;
+  if (c != NULL) {
+    vm_request_stop(c->vm, VCPU_INTERRUPTED, 0);
+    set_immediate_exit(c);
+    if (c->on_kick != NULL)
+      c->on_kick(c);
+  }
+  errno = saved;
+}
+
+int vcpu_signals_init(void)
+{
+  if (kick_signo != 0)
+    return 0;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_kick;
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(SIGRTMIN, &sa, NULL) < 0)
+    return -1;
+  kick_signo = SIGRTMIN;
+  return 0;
+}
+
+/* ---- exit dispatch ---- */
+
+int vcpu_unhandled(struct vcpu *c, enum bus_space space, uint64_t addr, uint8_t *data,
+                     uint32_t size, bool write)
+{
+  struct vm *vm = c->vm;
+  switch (atomic_load_explicit(&vm->unhandled, memory_order_relaxed)) {
+  case UNHANDLED_IGNORE:
+    if (!write)
+      memset(data, 0xff, size);
+    return 0;
+  case UNHANDLED_CALL:
+    return vm->unhandled_fn(vm->unhandled_opaque, c, space, addr, data, size, write);
+  default:
+    break;
+  }
+  if (!write)
+    memset(data, 0xff, size);
+  uint64_t value = 0;
+  memcpy(&value, data, size);
+  char detail[64] = "";
+  if (write)
+    snprintf(detail, sizeof detail, ", value 0x%llx", (unsigned long long)value);
+  const struct mem_region *rom = space == SPACE_MMIO ? mem_find(&vm->mem, addr) : NULL;
+  if (rom != NULL && write)
+    return vcpu_fault(c, VCPU_FAULT_UNHANDLED,
+                      "write to read-only memory region '%s' at 0x%llx (%u byte%s%s)",
+                      rom->name, (unsigned long long)addr, size, size == 1 ? "" : "s", detail);
+  return vcpu_fault(c, VCPU_FAULT_UNHANDLED,
+                    "unhandled %s %s %s 0x%llx (%u byte%s%s); no handler is registered there "
+                    "(vm:on_unhandled(\"ignore\") lets such accesses pass)",
+                    space == SPACE_IO ? "I/O" : "MMIO", write ? "write" : "read",
+                    space == SPACE_IO ? (write ? "to port" : "from port") : "at",
+                    (unsigned long long)addr, size, size == 1 ? "" : "s", detail);
+}
+
+static int dispatch_io(struct vcpu *c)
+{
+  struct kvm_run *run = c->run;
+  uint32_t size = run->io.size;
+  uint32_t count = run->io.count;
+  uint64_t offset = run->io.data_offset;
+  uint64_t bytes;
+  bool write = run->io.direction == KVM_EXIT_IO_OUT;
+  uint16_t port = run->io.port;
+
+  /* Trust nothing, even from KVM: the data must lie inside kvm_run. */
+  if ((size != 1 && size != 2 && size != 4) || count == 0 ||
+      __builtin_mul_overflow((uint64_t)size, (uint64_t)count, &bytes) ||
+      offset > (uint64_t)c->run_size || bytes > (uint64_t)c->run_size - offset)
+    return vcpu_fault(c, VCPU_FAULT_KVM,
+                      "malformed I/O exit from KVM (port 0x%x, size %u, count %u, offset 0x%llx)",
+                      port, size, count, (unsigned long long)offset);
+  uint8_t *data = (uint8_t *)run + offset;
+  if (!write)
+    memset(data, 0, bytes);
+  c->needs_completion = true;
+
+  const struct bus_range *r = bus_find(&c->vm->pio, port, size);
+  /* String I/O (rep ins/outs): the port stays fixed, the data advances. */
+  for (uint32_t i = 0; i < count; i++) {
+    uint8_t *item = data + (size_t)i * size;
+    int rc = r != NULL ? r->fn(r->opaque, c, port - r->base, item, size, write)
+                       : vcpu_unhandled(c, SPACE_IO, port, item, size, write);
+    if (rc < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static int dispatch_mmio(struct vcpu *c)
+{
+  struct kvm_run *run = c->run;
+  uint32_t size = run->mmio.len;
+  uint64_t addr = run->mmio.phys_addr;
+  bool write = run->mmio.is_write;
+
+  if (size == 0 || size > sizeof run->mmio.data)
+    return vcpu_fault(c, VCPU_FAULT_KVM, "malformed MMIO exit from KVM (address 0x%llx, size %u)",
+                      (unsigned long long)addr, size);
+  /* Zeroed before dispatch so a short or failed read never leaks old data. */
+  if (!write)
+    memset(run->mmio.data, 0, sizeof run->mmio.data);
+  c->needs_completion = true;
+  const struct bus_range *r = bus_find(&c->vm->mmio, addr, size);
+  if (r != NULL)
+    return r->fn(r->opaque, c, addr - r->base, run->mmio.data, size, write);
+  return vcpu_unhandled(c, SPACE_MMIO, addr, run->mmio.data, size, write);
+}
+
+static const char *system_event_name(uint32_t type)
+{
+  switch (type) {
+  case KVM_SYSTEM_EVENT_SHUTDOWN:
+    return "shutdown";
+  case KVM_SYSTEM_EVENT_RESET:
+    return "reset";
+  case KVM_SYSTEM_EVENT_CRASH:
+    return "crash";
+  default:
+    return "other";
+  }
+}
+
+static int dispatch_internal_error(struct vcpu *c)
+{
+  struct kvm_run *run = c->run;
+  uint32_t sub = run->internal.suberror;
+  uint32_t ndata = run->internal.ndata;
+  char extra[256] = "";
+  size_t used = 0;
+
+  if (ndata > sizeof run->internal.data / sizeof run->internal.data[0])
+    ndata = sizeof run->internal.data / sizeof run->internal.data[0];
+  if (sub == KVM_INTERNAL_ERROR_EMULATION && ndata >= 1 &&
+      (run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
+    uint32_t n = run->emulation_failure.insn_size;
+    if (n > sizeof run->emulation_failure.insn_bytes)
+      n = sizeof run->emulation_failure.insn_bytes;
+    used += (size_t)snprintf(extra, sizeof extra, "; instruction bytes:");
+    for (uint32_t i = 0; i < n && used < sizeof extra; i++)
+      used += (size_t)snprintf(extra + used, sizeof extra - used, " %02x",
+                               run->emulation_failure.insn_bytes[i]);
+  } else if (ndata > 0) {
+    used += (size_t)snprintf(extra, sizeof extra, "; data:");
+    for (uint32_t i = 0; i < ndata && used < sizeof extra; i++)
+      used += (size_t)snprintf(extra + used, sizeof extra - used, " 0x%llx",
+                               (unsigned long long)run->internal.data[i]);
+  }
+  return vcpu_fault(c, VCPU_FAULT_INTERNAL, "KVM_EXIT_INTERNAL_ERROR, suberror %u: %s%s", sub,
+                    internal_error_name(sub), extra);
+}
+
+static int dispatch(struct vcpu *c)
+{
+  struct kvm_run *run = c->run;
+  c->exit_pending = false;
+  switch (run->exit_reason) {
+  case KVM_EXIT_IO:
+    return dispatch_io(c);
+  case KVM_EXIT_MMIO:
+    return dispatch_mmio(c);
+  case KVM_EXIT_HLT:
+    return vcpu_stop(c, VCPU_HLT, 0);
+  case KVM_EXIT_SHUTDOWN:
+    return vcpu_fault(c, VCPU_FAULT_SHUTDOWN,
+                      "triple fault (KVM_EXIT_SHUTDOWN): an exception occurred while the guest "
+                      "could not deliver a double fault");
+  case KVM_EXIT_FAIL_ENTRY:
+    return vcpu_fault(c, VCPU_FAULT_FAIL_ENTRY, "KVM_EXIT_FAIL_ENTRY: %s (hardware reason 0x%llx)",
+                      fail_entry_reason(run->fail_entry.hardware_entry_failure_reason),
+                      (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+  case KVM_EXIT_INTERNAL_ERROR:
+    return dispatch_internal_error(c);
+  case KVM_EXIT_SYSTEM_EVENT:
+    return vcpu_stop(c, VCPU_SYSTEM_EVENT, run->system_event.type);
+  case KVM_EXIT_INTR:
+    return 0;
+  default:
+    return vcpu_fault(c, VCPU_FAULT_EXIT, "unexpected exit %s (%u)",
+                      exit_reason_name(run->exit_reason), run->exit_reason);
+  }
+}
+
+const char *vcpu_system_event_name(int64_t type)
+{
+  return system_event_name((uint32_t)type);
+}
+
+/* Checks for a stop request; true when the loop must end. */
+static bool stop_requested(struct vcpu *c)
+{
+  int req = atomic_load_explicit(&c->vm->stop_request, memory_order_acquire);
+  if (req == VCPU_RUNNING)
+    return false;
+  vcpu_stop(c, req, atomic_load(&c->vm->stop_code));
+  return true;
+}
+
+/* One KVM_RUN that returns with an exit pending, or -1 with the stop set. */
+static int enter(struct vcpu *c)
+{
+  for (;;) {
+    if (ioctl(c->fd, KVM_RUN, 0) == 0) {
+      /* KVM completed the previous I/O before producing this exit. */
+      c->needs_completion = false;
+      c->exit_pending = true;
+      c->exits++;
+      return 0;
+    }
+    if (errno == EINTR || errno == EAGAIN) {
+      __atomic_store_n(&c->run->immediate_exit, 0, __ATOMIC_RELAXED);
+      c->needs_completion = false;
+      if (stop_requested(c))
+        return -1;
+      continue;
+    }
+    return vcpu_fault(c, VCPU_FAULT_KVM, "KVM_RUN failed: %s", strerror(errno));
+  }
+}
+
+int vcpu_dispatch_pending(struct vcpu *c)
+{
+  if (!c->exit_pending)
+    return 0;
+  return dispatch(c);
+}
+
+void vcpu_settle(struct vcpu *c)
+{
+  if (!c->needs_completion || c->exit_pending)
+    return;
+  __atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_RELAXED);
+  if (ioctl(c->fd, KVM_RUN, 0) == 0) {
+    /* Finishing the instruction produced a new exit (string I/O goes on);
+     * it stays pending for the next run or step. */
+    c->exit_pending = true;
+    c->exits++;
+  }
+  __atomic_store_n(&c->run->immediate_exit, 0, __ATOMIC_RELAXED);
+  c->needs_completion = false;
+}
+
+int vcpu_run(struct vcpu *c, bool step)
+{
+  current = c;
+  for (;;) {
+    if (c->exit_pending && dispatch(c) < 0)
+      break;
+    if (c->stop.reason != VCPU_RUNNING || stop_requested(c))
+      break;
+    if (enter(c) < 0)
+      break;
+    if (step) {
+      vcpu_stop(c, VCPU_STEP, 0);
+      break;
+    }
+  }
+  vcpu_settle(c);
+  current = NULL;
+  return c->stop.reason;
+}
+
+/* ---- the guard around a run on the calling thread ---- */
+
+int run_guard_begin(struct run_guard *g, struct vcpu *c, double timeout, bool catch_sigint)
+{
+  memset(g, 0, sizeof *g);
+  sigset_t kick;
+  sigemptyset(&kick);
+  sigaddset(&kick, kick_signo);
+  pthread_sigmask(SIG_UNBLOCK, &kick, &g->old_mask);
+  if (catch_sigint) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, &g->old_int);
+    g->caught_sigint = true;
+  }
+  if (timeout > 0) {
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_THREAD_ID;
+    sev.sigev_signo = kick_signo;
+    sev._sigev_un._tid = gettid();
+    if (timer_create(CLOCK_MONOTONIC, &sev, &g->timer) < 0)
+      return -1;
+    g->has_timer = true;
+    struct itimerspec its = { 0 };
+    its.it_value.tv_sec = (time_t)timeout;
+    its.it_value.tv_nsec = (long)((timeout - (double)its.it_value.tv_sec) * 1e9);
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+      its.it_value.tv_nsec = 1;
+    timer_settime(g->timer, 0, &its, NULL);
+  }
+  (void)c;
+  return 0;
+}
+
+void run_guard_end(struct run_guard *g)
+{
+  if (g->has_timer)
+    timer_delete(g->timer);
+  if (g->caught_sigint)
+    sigaction(SIGINT, &g->old_int, NULL);
+  pthread_sigmask(SIG_SETMASK, &g->old_mask, NULL);
+}

@@ -1,0 +1,476 @@
+/* Lua functions as bus devices: port I/O and MMIO handlers, hypercalls and
+ * the catch-all for unhandled accesses.
+ *
+ * A vCPU thread calls a handler holding the control-plane lock, on the
+ * vCPU's own coroutine, through lua_pcall with a traceback handler. Nothing
+ * between taking and dropping the lock can raise: the calls that could
+ * (converting the error object, allocating) happen inside the pcall. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "lvmm.h"
+#include "vcpu.h"
+
+#define HYPERCALL_PORT 0xabba
+#define HYPERCALL_ENOSYS (-38)
+
+struct lhandler {
+  struct lhandler *next;
+  struct lvm *owner;
+  int slot; /* the function's index in the handler table; 0 once removed */
+  enum bus_space space;
+  uint64_t base;
+  uint64_t len;
+};
+
+static int lua_bus_access(void *opaque, struct vcpu *c, uint64_t offset, uint8_t *data,
+                          uint32_t size, bool write);
+
+static void describe_access(char *buf, size_t len, enum bus_space space, uint64_t addr,
+                            uint32_t size, bool write, const uint8_t *data)
+{
+  uint64_t value = 0;
+  memcpy(&value, data, size);
+  int n = snprintf(buf, len, "%s %s %s 0x%" PRIx64 " (%u byte%s", space == SPACE_IO ? "I/O" : "MMIO",
+                   write ? "write" : "read", space == SPACE_IO ? (write ? "to port" : "from port") : "at",
+                   addr, size, size == 1 ? "" : "s");
+  if (write && n > 0 && (size_t)n < len)
+    n += snprintf(buf + n, len - (size_t)n, ", value 0x%" PRIx64, value);
+  if (n > 0 && (size_t)n < len)
+    snprintf(buf + n, len - (size_t)n, ")");
+}
+
+/* After a failed pcall: either a stop request interrupted the handler (the
+ * stop hook raised), or the handler itself failed. */
+static int handler_failed(struct vcpu *c, lua_State *co, const char *what)
+{
+  int req = atomic_load(&c->vm->stop_request);
+  if (req != VCPU_RUNNING)
+    return vcpu_stop(c, req, atomic_load(&c->vm->stop_code));
+  const char *msg = lua_tostring(co, -1);
+  return vcpu_fault(c, VCPU_FAULT_HANDLER, "Lua handler for %s failed:\n%s", what,
+                    msg ? msg : "(no message)");
+}
+
+/* Stores the handler's return value (at the top of co) as the read result. */
+static int store_read_result(struct vcpu *c, lua_State *co, uint8_t *data, uint32_t size,
+                             const char *what)
+{
+  if (lua_isnil(co, -1))
+    return 0; /* nothing returned: the read yields 0 */
+  int ok;
+  lua_Integer v = lua_tointegerx(co, -1, &ok);
+  if (!ok)
+    return vcpu_fault(c, VCPU_FAULT_HANDLER,
+                      "Lua handler for %s returned a %s; a read handler returns an integer "
+                      "(or nothing, for 0)", what, lua_typename(co, lua_type(co, -1)));
+  uint64_t u = (uint64_t)v;
+  memcpy(data, &u, size); /* little-endian: the low size bytes */
+  return 0;
+}
+
+static void begin_call(struct lcpu_state *cs)
+{
+  atomic_store(&cs->in_lua, 1);
+}
+
+static void end_call(struct lcpu_state *cs)
+{
+  atomic_store(&cs->in_lua, 0);
+  lua_sethook(cs->co, NULL, 0, 0);
+}
+
+static int lua_bus_access(void *opaque, struct vcpu *c, uint64_t offset, uint8_t *data,
+                          uint32_t size, bool write)
+{
+  struct lhandler *h = opaque;
+  struct lcpu_state *cs = c->user;
+  lua_State *co = cs->co;
+  struct lstate *st = h->owner->st;
+  int rc = 0;
+
+  ctl_acquire(st);
+  if (h->slot == 0) {
+    /* Removed after this vCPU found it: as if it were never there. */
+    ctl_release(st);
+    return vcpu_unhandled(c, h->space, h->base + offset, data, size, write);
+  }
+  lua_rawgeti(co, CO_HANDLERS, h->slot);
+  lua_pushvalue(co, CO_CPU);
+  lua_pushinteger(co, (lua_Integer)offset);
+  lua_pushinteger(co, size);
+  if (write) {
+    uint64_t value = 0;
+    memcpy(&value, data, size);
+    lua_pushinteger(co, (lua_Integer)value);
+  } else {
+    lua_pushnil(co);
+  }
+  begin_call(cs);
+  int status = lua_pcall(co, 4, 1, CO_MSGH);
+  end_call(cs);
+  if (status != LUA_OK || !write) {
+    char what[96];
+    describe_access(what, sizeof what, h->space, h->base + offset, size, write, data);
+    if (status != LUA_OK)
+      rc = handler_failed(c, co, what);
+    else
+      rc = store_read_result(c, co, data, size, what);
+  }
+  lua_settop(co, CO_BASE);
+  ctl_release(st);
+  return rc;
+}
+
+/* ---- hypercalls: out dx, eax to port 0xABBA ---- */
+
+static int hypercall_access(void *opaque, struct vcpu *c, uint64_t offset, uint8_t *data,
+                            uint32_t size, bool write)
+{
+  struct lvm *v = opaque;
+  struct lcpu_state *cs = c->user;
+  lua_State *co = cs->co;
+  struct kvm_regs *r = vcpu_regs(c);
+  int rc = 0;
+
+  if (!write || offset != 0)
+    return vcpu_unhandled(c, SPACE_IO, HYPERCALL_PORT + offset, data, size, write);
+  uint32_t nr = 0;
+  memcpy(&nr, data, size);
+
+  ctl_acquire(v->st);
+  lua_rawgeti(co, CO_HYPERCALLS, nr);
+  if (lua_isnil(co, -1)) {
+    lua_settop(co, CO_BASE);
+    int policy = atomic_load(&c->vm->unhandled);
+    if (policy == UNHANDLED_STOP) {
+      ctl_release(v->st);
+      return vcpu_fault(c, VCPU_FAULT_HYPERCALL,
+                        "unknown hypercall %u (rdi 0x%llx, rsi 0x%llx): no vm:on_hypercall(%u, ...) "
+                        "handler is registered", nr, (unsigned long long)r->rdi,
+                        (unsigned long long)r->rsi, nr);
+    }
+    if (policy == UNHANDLED_IGNORE || v->unhandled_slot == 0) {
+      r->rax = (uint64_t)(int64_t)HYPERCALL_ENOSYS;
+      vcpu_regs_changed(c);
+      ctl_release(v->st);
+      return 0;
+    }
+    /* The catch-all sees it as ("hypercall", nr). */
+    lua_rawgeti(co, CO_HANDLERS, v->unhandled_slot);
+    lua_pushvalue(co, CO_CPU);
+    lua_pushliteral(co, "hypercall");
+    lua_pushinteger(co, nr);
+    lua_pushinteger(co, size);
+    lua_pushnil(co);
+  } else {
+    lua_pushvalue(co, CO_CPU);
+    lua_pushinteger(co, (lua_Integer)r->rdi);
+    lua_pushinteger(co, (lua_Integer)r->rsi);
+    lua_pushinteger(co, (lua_Integer)r->rcx);
+    lua_pushinteger(co, (lua_Integer)r->r10);
+    lua_pushinteger(co, (lua_Integer)r->r8);
+    lua_pushinteger(co, (lua_Integer)r->r9);
+  }
+  int nargs = lua_gettop(co) - CO_BASE - 1;
+  begin_call(cs);
+  int status = lua_pcall(co, nargs, 1, CO_MSGH);
+  end_call(cs);
+  char what[48];
+  snprintf(what, sizeof what, "hypercall %u", nr);
+  if (status != LUA_OK) {
+    rc = handler_failed(c, co, what);
+  } else if (!lua_isnil(co, -1)) {
+    int ok;
+    lua_Integer ret = lua_tointegerx(co, -1, &ok);
+    if (!ok && lua_isboolean(co, -1)) {
+      ret = lua_toboolean(co, -1);
+      ok = 1;
+    }
+    if (!ok)
+      rc = vcpu_fault(c, VCPU_FAULT_HANDLER,
+                      "Lua handler for %s returned a %s; a hypercall returns an integer "
+                      "(or nothing, for 0)", what, lua_typename(co, lua_type(co, -1)));
+    else {
+      r->rax = (uint64_t)ret;
+      vcpu_regs_changed(c);
+    }
+  } else {
+    r->rax = 0;
+    vcpu_regs_changed(c);
+  }
+  lua_settop(co, CO_BASE);
+  ctl_release(v->st);
+  return rc;
+}
+
+/* ---- the catch-all ---- */
+
+static int unhandled_call(void *opaque, struct vcpu *c, enum bus_space space, uint64_t addr,
+                          uint8_t *data, uint32_t size, bool write)
+{
+  struct lvm *v = opaque;
+  struct lcpu_state *cs = c->user;
+  lua_State *co = cs->co;
+  int rc = 0;
+
+  ctl_acquire(v->st);
+  if (v->unhandled_slot == 0) {
+    ctl_release(v->st);
+    if (!write)
+      memset(data, 0xff, size);
+    return 0;
+  }
+  lua_rawgeti(co, CO_HANDLERS, v->unhandled_slot);
+  lua_pushvalue(co, CO_CPU);
+  if (space == SPACE_IO)
+    lua_pushliteral(co, "io");
+  else
+    lua_pushliteral(co, "mmio");
+  lua_pushinteger(co, (lua_Integer)addr);
+  lua_pushinteger(co, size);
+  if (write) {
+    uint64_t value = 0;
+    memcpy(&value, data, size);
+    lua_pushinteger(co, (lua_Integer)value);
+  } else {
+    lua_pushnil(co);
+  }
+  begin_call(cs);
+  int status = lua_pcall(co, 5, 1, CO_MSGH);
+  end_call(cs);
+  if (status != LUA_OK || !write) {
+    char what[128];
+    int n = snprintf(what, sizeof what, "unhandled ");
+    describe_access(what + n, sizeof what - (size_t)n, space, addr, size, write, data);
+    if (status != LUA_OK) {
+      rc = handler_failed(c, co, what);
+    } else {
+      memset(data, 0xff, size); /* nothing returned reads all-ones here */
+      if (!lua_isnil(co, -1))
+        rc = store_read_result(c, co, data, size, what);
+    }
+  }
+  lua_settop(co, CO_BASE);
+  ctl_release(v->st);
+  return rc;
+}
+
+/* ---- the stop hook: interrupts a handler that does not return ---- */
+
+static void stop_hook(lua_State *L, lua_Debug *ar)
+{
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  lu_errorf(L, "the VM was stopped while this handler ran");
+}
+
+/* Called from the kick signal handler on the vCPU's own thread. lua_sethook
+ * is safe there: Lua's own interpreter does the same on SIGINT. */
+void lhandler_kick(struct vcpu *c)
+{
+  struct lcpu_state *cs = c->user;
+  if (cs != NULL && atomic_load(&cs->in_lua))
+    lua_sethook(cs->co, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
+}
+
+/* ---- registration (under the control-plane lock, from Lua) ---- */
+
+static int new_slot(lua_State *L, struct lvm *v, int vm_idx, int fn_idx)
+{
+  lu_pushhandlers(L, vm_idx);
+  int slot = ++v->next_slot;
+  lua_pushvalue(L, fn_idx);
+  lua_rawseti(L, -2, slot);
+  lua_pop(L, 1);
+  return slot;
+}
+
+static void clear_slot(lua_State *L, int vm_idx, int slot)
+{
+  lu_pushhandlers(L, vm_idx);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, slot);
+  lua_pop(L, 1);
+}
+
+/* Where fn was defined, to name a handler in overlap messages. */
+static void handler_name(lua_State *L, int fn_idx, char *buf, size_t len)
+{
+  lua_Debug ar;
+  lua_pushvalue(L, fn_idx);
+  if (lua_getinfo(L, ">S", &ar) && ar.linedefined > 0)
+    snprintf(buf, len, "Lua handler %s:%d", ar.short_src, ar.linedefined);
+  else
+    snprintf(buf, len, "Lua handler");
+}
+
+int lhandler_set(lua_State *L, struct lvm *v, enum bus_space space, uint64_t base,
+                 uint64_t len, int fn_idx, const char *who)
+{
+  struct vm *vm = v->vm;
+  struct bus *bus = space == SPACE_IO ? &vm->pio : &vm->mmio;
+  const int vm_idx = 1;
+  char err[ERR_LEN];
+
+  const struct bus_range *exact = bus_exact(bus, base, len);
+  if (exact != NULL && exact->fn != lua_bus_access)
+    return lu_errorf(L, "%s: [0x%llx, 0x%llx) belongs to '%s', which is not a Lua handler", who,
+                      (unsigned long long)base, (unsigned long long)(base + len), exact->name);
+  if (lua_isnil(L, fn_idx)) {
+    void *opaque;
+    if (exact == NULL || bus_remove(bus, base, &opaque) < 0)
+      return lu_errorf(L, "%s: no Lua handler covers exactly [0x%llx, 0x%llx) to remove", who,
+                        (unsigned long long)base, (unsigned long long)(base + len));
+    struct lhandler *h = opaque;
+    clear_slot(L, vm_idx, h->slot);
+    h->slot = 0;
+    return 0;
+  }
+  if (exact != NULL) {
+    /* Same range: swap the function, keep the range. The next exit sees it. */
+    struct lhandler *h = exact->opaque;
+    lu_pushhandlers(L, vm_idx);
+    lua_pushvalue(L, fn_idx);
+    lua_rawseti(L, -2, h->slot);
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (space == SPACE_MMIO) {
+    uint64_t end;
+    if (__builtin_add_overflow(base, len, &end))
+      return lu_errorf(L, "%s: range 0x%llx+0x%llx wraps around", who, (unsigned long long)base,
+                        (unsigned long long)len);
+    for (size_t i = 0; i < vm->mem.count; i++) {
+      const struct mem_region *r = &vm->mem.regions[i];
+      if (base < r->gpa + r->size && r->gpa < end && !(r->flags & MEM_READONLY))
+        return lu_errorf(L, "%s: [0x%llx, 0x%llx) overlaps memory region '%s' [0x%llx, 0x%llx); "
+                             "the guest's accesses there go to RAM and never reach a handler",
+                          who, (unsigned long long)base, (unsigned long long)end, r->name,
+                          (unsigned long long)r->gpa, (unsigned long long)(r->gpa + r->size));
+    }
+  }
+  struct lhandler *h = calloc(1, sizeof *h);
+  if (h == NULL)
+    return lu_errorf(L, "%s: out of memory", who);
+  h->owner = v;
+  h->space = space;
+  h->base = base;
+  h->len = len;
+  char name[BUS_NAME_LEN];
+  handler_name(L, fn_idx, name, sizeof name);
+  if (bus_add(bus, base, len, lua_bus_access, h, name, err) < 0) {
+    free(h);
+    return lu_errorf(L, "%s: %s", who, err);
+  }
+  h->slot = new_slot(L, v, vm_idx, fn_idx);
+  h->next = v->handlers;
+  v->handlers = h;
+  return 0;
+}
+
+/* vm:on_hypercall(nr, fn|nil) */
+int lhandler_set_hypercall(lua_State *L, struct lvm *v, int vm_idx)
+{
+  (void)v;
+  lua_Integer nr = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, nr >= 0 && nr <= 0xffffffffll, 2, "hypercall numbers are 0 to 2^32-1");
+  if (!lua_isnil(L, 3))
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+  lu_pushhandlers(L, vm_idx);
+  lua_getfield(L, -1, "hypercalls");
+  lua_pushvalue(L, 3);
+  lua_rawseti(L, -2, nr);
+  return 0;
+}
+
+/* vm:on_unhandled("stop" | "ignore" | fn) */
+int lhandler_set_unhandled(lua_State *L, struct lvm *v, int vm_idx, int arg)
+{
+  int policy;
+  if (lua_isfunction(L, arg)) {
+    if (v->unhandled_slot == 0)
+      v->unhandled_slot = new_slot(L, v, vm_idx, arg);
+    else {
+      lu_pushhandlers(L, vm_idx);
+      lua_pushvalue(L, arg);
+      lua_rawseti(L, -2, v->unhandled_slot);
+      lua_pop(L, 1);
+    }
+    policy = UNHANDLED_CALL;
+  } else {
+    static const char *const names[] = { "stop", "ignore", NULL };
+    static const int policies[] = { UNHANDLED_STOP, UNHANDLED_IGNORE };
+    if (lua_type(L, arg) != LUA_TSTRING)
+      return lu_errorf(L, "unhandled: expected \"stop\", \"ignore\" or a function, got %s",
+                        luaL_typename(L, arg));
+    const char *s = lua_tostring(L, arg);
+    int i = 0;
+    while (names[i] && strcmp(names[i], s) != 0)
+      i++;
+    if (names[i] == NULL)
+      return lu_errorf(L, "unhandled: expected \"stop\", \"ignore\" or a function, got '%s'", s);
+    policy = policies[i];
+  }
+  atomic_store(&v->vm->unhandled, policy);
+  return 0;
+}
+
+/* Sets up the handler table, each vCPU's coroutine and cpu userdata, the
+ * memory userdata, and the hypercall port. The handler table is at the top
+ * of the stack's uservalue 1 of vm_idx. */
+void lhandler_install(lua_State *L, struct lvm *v, int vm_idx)
+{
+  struct vm *vm = v->vm;
+  char err[ERR_LEN];
+
+  lu_pushhandlers(L, vm_idx);
+  int t = lua_gettop(L);
+  lua_newtable(L);
+  lua_setfield(L, t, "hypercalls");
+  lmem_push_new(L, vm_idx);
+  lua_setfield(L, t, "memory");
+  lua_createtable(L, vm->ncpus, 0);
+  lua_createtable(L, vm->ncpus, 0);
+  int cpus = lua_gettop(L) - 1, threads = lua_gettop(L);
+  for (int i = 0; i < vm->ncpus; i++) {
+    lcpu_push_new(L, vm_idx, i);
+    lua_rawseti(L, cpus, i + 1);
+    lua_State *co = lua_newthread(L);
+    lua_rawseti(L, threads, i + 1);
+    lua_pushcfunction(co, lu_traceback);
+    lua_pushvalue(L, t);
+    lua_xmove(L, co, 1);
+    lua_rawgeti(L, cpus, i + 1);
+    lua_xmove(L, co, 1);
+    lua_getfield(L, t, "hypercalls");
+    lua_xmove(L, co, 1);
+    struct lcpu_state *cs = &v->cpus[i];
+    cs->owner = v;
+    cs->co = co;
+    atomic_init(&cs->in_lua, 0);
+    vm->cpus[i]->user = cs;
+    vm->cpus[i]->on_kick = lhandler_kick;
+  }
+  lua_setfield(L, t, "threads");
+  lua_setfield(L, t, "cpus");
+  lua_settop(L, t - 1);
+
+  vm->unhandled_fn = unhandled_call;
+  vm->unhandled_opaque = v;
+  if (bus_add(&vm->pio, HYPERCALL_PORT, 4, hypercall_access, v, "hypercall", err) < 0)
+    lu_errorf(L, "vmm.vm: %s", err);
+}
+
+void lhandler_free_all(struct lvm *v)
+{
+  while (v->handlers != NULL) {
+    struct lhandler *next = v->handlers->next;
+    free(v->handlers);
+    v->handlers = next;
+  }
+}

@@ -1,0 +1,473 @@
+/* The vm userdata: creation, handlers, runs, close. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "lvmm.h"
+#include "run.h"
+#include "vcpu.h"
+
+#define DEFAULT_MEMORY (64ull << 20)
+
+struct lvm *lvm_check(lua_State *L, int idx)
+{
+  struct lvm *v = luaL_checkudata(L, idx, VM_TYPE);
+  if (v->vm == NULL)
+    lu_errorf(L, "the VM is closed");
+  return v;
+}
+
+/* ---- creation ---- */
+
+static uint64_t opt_memory(lua_State *L, int opts)
+{
+  if (lua_type(L, opts) != LUA_TTABLE)
+    return DEFAULT_MEMORY;
+  lua_getfield(L, opts, "memory");
+  uint64_t size = DEFAULT_MEMORY;
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+    size = 0;
+  else if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      int ok;
+      lua_Integer n = lua_tointegerx(L, -1, &ok);
+      if (!ok || n < 0)
+        lu_errorf(L, "vmm.vm: memory must be a non-negative integer or a size like \"64M\"");
+      size = (uint64_t)n;
+    } else if (lua_type(L, -1) == LUA_TSTRING) {
+      if (lu_parse_size(lua_tostring(L, -1), &size) < 0)
+        lu_errorf(L, "vmm.vm: cannot parse memory size '%s' (use bytes or a number with "
+                      "K, M or G, like \"64M\")", lua_tostring(L, -1));
+    } else {
+      lu_errorf(L, "vmm.vm: memory must be a size (\"64M\", bytes) or false, not %s",
+                 luaL_typename(L, -1));
+    }
+  }
+  lua_pop(L, 1);
+  return size;
+}
+
+static int opt_int(lua_State *L, int opts, const char *field, int def, int lo, int hi)
+{
+  if (lua_type(L, opts) != LUA_TTABLE)
+    return def;
+  lua_getfield(L, opts, field);
+  int v = def;
+  if (!lua_isnil(L, -1)) {
+    int ok;
+    lua_Integer n = lua_tointegerx(L, -1, &ok);
+    if (!ok || n < lo || n > hi)
+      lu_errorf(L, "vmm.vm: %s must be an integer from %d to %d", field, lo, hi);
+    v = (int)n;
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static const char *const opt_names[] = { "memory", "cpus", "unhandled", NULL };
+
+/* Unknown options are mistakes worth a message, not silence. */
+static void check_options(lua_State *L, int opts)
+{
+  if (lua_isnoneornil(L, opts))
+    return;
+  luaL_checktype(L, opts, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, opts)) {
+    lua_pop(L, 1);
+    bool known = false;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (int i = 0; opt_names[i]; i++)
+        known = known || strcmp(lua_tostring(L, -1), opt_names[i]) == 0;
+    if (!known)
+      lu_errorf(L, "vmm.vm: unknown option '%s' (known: memory, cpus, unhandled)",
+                 luaL_tolstring(L, -1, NULL));
+  }
+}
+
+/* vmm.vm{ memory = "64M", cpus = 1, unhandled = "stop" } -> vm */
+int lvm_new(lua_State *L)
+{
+  struct lstate *st = lstate_get(L);
+  check_options(L, 1);
+  uint64_t memory = opt_memory(L, 1);
+  int ncpus = opt_int(L, 1, "cpus", 1, 1, 1024);
+  lstate_kvm(L, st);
+
+  /* The userdata first, closed, so a failure below leaves nothing to leak. */
+  struct lvm *v = lua_newuserdatauv(L, sizeof *v, 1);
+  memset(v, 0, sizeof *v);
+  v->st = st;
+  v->anchor = LUA_NOREF;
+  luaL_setmetatable(L, VM_TYPE);
+  int vm_idx = lua_gettop(L);
+
+  char err[ERR_LEN];
+  struct vm *vm;
+  if (vm_create(&vm, &st->kvm, ncpus, err) < 0)
+    return lu_errorf(L, "vmm.vm: %s", err);
+  v->vm = vm;
+  v->cpus = calloc((size_t)ncpus, sizeof *v->cpus);
+  if (v->cpus == NULL)
+    return lu_errorf(L, "vmm.vm: out of memory");
+  if (memory > 0 && mem_map(&vm->mem, vm->fd, 0, memory, 0, "ram", err) < 0)
+    return lu_errorf(L, "vmm.vm: %s", err);
+
+  /* The uservalue table: everything Lua-side the VM owns. Keeping it there
+   * rather than in the registry lets an unreferenced VM be collected. */
+  lua_createtable(L, 8, 4);
+  lua_setiuservalue(L, vm_idx, 1);
+  lhandler_install(L, v, vm_idx);
+
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    lua_getfield(L, 1, "unhandled");
+    if (!lua_isnil(L, -1))
+      lhandler_set_unhandled(L, v, vm_idx, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  lua_settop(L, vm_idx);
+  return 1;
+}
+
+/* ---- methods ---- */
+
+static int vm_cpu(lua_State *L)
+{
+  struct lvm *v = lvm_check(L, 1);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, id >= 0 && id < v->vm->ncpus, 2,
+                lua_pushfstring(L, "no vCPU %d (this VM has %d)", (int)id, v->vm->ncpus));
+  lu_pushhandlers(L, 1);
+  lua_getfield(L, -1, "cpus");
+  lua_rawgeti(L, -1, id + 1);
+  return 1;
+}
+
+static int vm_load(lua_State *L)
+{
+  lvm_check(L, 1);
+  lua_getfield(L, 1, "memory");
+  lua_getfield(L, -1, "load");
+  lua_insert(L, -2);
+  lua_pushvalue(L, 2);
+  lua_pushvalue(L, 3);
+  lua_call(L, 3, 1);
+  return 1;
+}
+
+static int vm_map(lua_State *L)
+{
+  lvm_check(L, 1);
+  lua_getfield(L, 1, "memory");
+  lua_getfield(L, -1, "map");
+  lua_insert(L, -2);
+  lua_pushvalue(L, 2);
+  lua_call(L, 2, 0);
+  return 0;
+}
+
+/* on_io(port, [len,] fn|nil) and on_mmio(addr, len, fn|nil) */
+static int set_handler(lua_State *L, enum bus_space space)
+{
+  struct lvm *v = lvm_check(L, 1);
+  const char *who = space == SPACE_IO ? "on_io" : "on_mmio";
+  uint64_t base = lu_checkaddr(L, 2, space == SPACE_IO ? "port" : "address");
+  uint64_t len = 1;
+  int fn = 4;
+  if (lua_gettop(L) == 3 && (lua_isfunction(L, 3) || lua_isnil(L, 3)) && space == SPACE_IO) {
+    fn = 3;
+  } else {
+    int ok;
+    lua_Integer n = lua_tointegerx(L, 3, &ok);
+    luaL_argcheck(L, ok && n > 0, 3, "length must be a positive integer");
+    len = (uint64_t)n;
+  }
+  if (!lua_isnil(L, fn) && !lua_isnoneornil(L, fn))
+    luaL_checktype(L, fn, LUA_TFUNCTION);
+  else
+    luaL_argcheck(L, lua_isnil(L, fn), fn, "expected a function or nil");
+  return lhandler_set(L, v, space, base, len, fn, who);
+}
+
+static int vm_on_io(lua_State *L)
+{
+  return set_handler(L, SPACE_IO);
+}
+
+static int vm_on_mmio(lua_State *L)
+{
+  return set_handler(L, SPACE_MMIO);
+}
+
+static int vm_on_hypercall(lua_State *L)
+{
+  struct lvm *v = lvm_check(L, 1);
+  return lhandler_set_hypercall(L, v, 1);
+}
+
+static int vm_on_unhandled(lua_State *L)
+{
+  struct lvm *v = lvm_check(L, 1);
+  luaL_checkany(L, 2);
+  return lhandler_set_unhandled(L, v, 1, 2);
+}
+
+static const char *const reason_names[] = {
+  [VCPU_RUNNING] = "running",
+  [VCPU_HLT] = "hlt",
+  [VCPU_STOPPED] = "stop",
+  [VCPU_TIMEOUT] = "timeout",
+  [VCPU_INTERRUPTED] = "interrupted",
+  [VCPU_EXIT] = "exit",
+  [VCPU_SYSTEM_EVENT] = "system_event",
+  [VCPU_STEP] = "step",
+  [VCPU_FAULT_SHUTDOWN] = "shutdown",
+  [VCPU_FAULT_FAIL_ENTRY] = "fail_entry",
+  [VCPU_FAULT_INTERNAL] = "internal_error",
+  [VCPU_FAULT_UNHANDLED] = "unhandled",
+  [VCPU_FAULT_HANDLER] = "handler",
+  [VCPU_FAULT_HYPERCALL] = "hypercall",
+  [VCPU_FAULT_KVM] = "kvm",
+  [VCPU_FAULT_EXIT] = "exit_reason",
+};
+
+const char *lvm_reason_name(int reason)
+{
+  if (reason < 0 || (size_t)reason >= sizeof reason_names / sizeof reason_names[0])
+    return "unknown";
+  return reason_names[reason];
+}
+
+/* The table a run returns, or the error it raises for a fault. */
+static int push_result(lua_State *L, struct vcpu *c, bool raise)
+{
+  int reason = c->stop.reason;
+  if (raise && reason >= VCPU_FAULT)
+    return lu_errorf(L, "%s", c->stop.message ? c->stop.message : lvm_reason_name(reason));
+  if (raise && reason == VCPU_INTERRUPTED)
+    return lu_errorf(L, "interrupted");
+  lua_createtable(L, 0, 6);
+  if (reason >= VCPU_FAULT) {
+    lua_pushliteral(L, "fault");
+    lua_setfield(L, -2, "reason");
+    lua_pushstring(L, lvm_reason_name(reason));
+    lua_setfield(L, -2, "fault");
+    lua_pushstring(L, c->stop.message ? c->stop.message : lvm_reason_name(reason));
+    lua_setfield(L, -2, "message");
+  } else {
+    lua_pushstring(L, lvm_reason_name(reason));
+    lua_setfield(L, -2, "reason");
+  }
+  if (reason == VCPU_STOPPED || reason == VCPU_EXIT) {
+    lua_pushinteger(L, c->stop.code);
+    lua_setfield(L, -2, "code");
+  }
+  if (reason == VCPU_SYSTEM_EVENT) {
+    lua_pushstring(L, vcpu_system_event_name(c->stop.code));
+    lua_setfield(L, -2, "event");
+  }
+  lua_pushinteger(L, c->id);
+  lua_setfield(L, -2, "cpu");
+  lua_pushinteger(L, (lua_Integer)vcpu_regs(c)->rip);
+  lua_setfield(L, -2, "rip");
+  lua_pushinteger(L, (lua_Integer)c->exits);
+  lua_setfield(L, -2, "exits");
+  return 1;
+}
+
+static double opt_timeout(lua_State *L, int opts)
+{
+  if (lua_type(L, opts) != LUA_TTABLE)
+    return 0;
+  lua_getfield(L, opts, "timeout");
+  double t = 0;
+  if (!lua_isnil(L, -1)) {
+    int ok;
+    t = lua_tonumberx(L, -1, &ok);
+    if (!ok || !(t > 0) || t > 1e9)
+      lu_errorf(L, "timeout must be a positive number of seconds");
+  }
+  lua_pop(L, 1);
+  return t;
+}
+
+/* Runs vCPU c on the calling thread until it stops. Pushes the result. */
+static int run_here(lua_State *L, struct lvm *v, struct vcpu *c, int opts, bool step)
+{
+  double timeout = opt_timeout(L, opts);
+  bool raise = lu_optbool(L, opts, "raise", true);
+  struct vm *vm = v->vm;
+
+  if (v->running)
+    return lu_errorf(L, "the VM is already running");
+  vcpu_clear_stop(c);
+  atomic_store(&vm->stop_request, VCPU_RUNNING);
+  lua_pushvalue(L, 1);
+  v->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
+  v->running = true;
+  c->thread = pthread_self();
+  atomic_store(&c->running, true);
+
+  struct run_guard guard;
+  if (run_guard_begin(&guard, c, timeout, true) < 0) {
+    run_guard_end(&guard);
+    atomic_store(&c->running, false);
+    v->running = false;
+    luaL_unref(L, LUA_REGISTRYINDEX, v->anchor);
+    v->anchor = LUA_NOREF;
+    return lu_errorf(L, "cannot arm the run's timer: %s", strerror(errno));
+  }
+  ctl_release(v->st);
+  vcpu_run(c, step);
+  ctl_acquire(v->st);
+  run_guard_end(&guard);
+
+  atomic_store(&c->running, false);
+  v->running = false;
+  luaL_unref(L, LUA_REGISTRYINDEX, v->anchor);
+  v->anchor = LUA_NOREF;
+  vm_flush_devices(vm);
+  return push_result(L, c, raise);
+}
+
+/* vm:run{ timeout = seconds, raise = true } -> result */
+static int vm_run(lua_State *L)
+{
+  struct lvm *v = lvm_check(L, 1);
+  if (!lua_isnoneornil(L, 2))
+    luaL_checktype(L, 2, LUA_TTABLE);
+  if (v->vm->ncpus != 1)
+    return lu_errorf(L, "vm:run: this build runs one vCPU at a time (the VM has %d)",
+                      v->vm->ncpus);
+  return run_here(L, v, v->vm->cpus[0], 2, false);
+}
+
+int lvm_step(lua_State *L, struct lvm *v, struct vcpu *c, int opts)
+{
+  return run_here(L, v, c, opts, true);
+}
+
+/* vm:stop([code]): ends a run after the current exit. */
+static int vm_stop(lua_State *L)
+{
+  struct lvm *v = lvm_check(L, 1);
+  lua_Integer code = luaL_optinteger(L, 2, 0);
+  if (v->running)
+    vm_request_stop(v->vm, VCPU_STOPPED, code);
+  lua_pushboolean(L, v->running);
+  return 1;
+}
+
+static void close_vm(lua_State *L, struct lvm *v)
+{
+  (void)L;
+  if (v->vm == NULL)
+    return;
+  vm_destroy(v->vm);
+  v->vm = NULL;
+  lhandler_free_all(v);
+  free(v->cpus);
+  v->cpus = NULL;
+}
+
+/* __gc and __close share this; closing twice is harmless. */
+static int vm_close(lua_State *L)
+{
+  struct lvm *v = luaL_checkudata(L, 1, VM_TYPE);
+  if (v->running)
+    return lu_errorf(L, "cannot close a running VM; stop it first");
+  close_vm(L, v);
+  return 0;
+}
+
+static int vm_gc(lua_State *L)
+{
+  struct lvm *v = luaL_checkudata(L, 1, VM_TYPE);
+  /* A running VM is anchored, so this runs only at lua_close. */
+  if (v->running) {
+    vm_request_stop(v->vm, VCPU_STOPPED, 0);
+    return 0;
+  }
+  close_vm(L, v);
+  return 0;
+}
+
+static int vm_tostring(lua_State *L)
+{
+  struct lvm *v = luaL_checkudata(L, 1, VM_TYPE);
+  if (v->vm == NULL) {
+    lua_pushfstring(L, "vmm.vm (closed): %p", (void *)v);
+    return 1;
+  }
+  lua_pushfstring(L, "vmm.vm (%d MiB, %d cpu%s, %s): %p",
+                  (int)(mem_total(&v->vm->mem) >> 20), v->vm->ncpus,
+                  v->vm->ncpus == 1 ? "" : "s", v->running ? "running" : "stopped", (void *)v);
+  return 1;
+}
+
+/* Fields: vm.memory, vm.cpus, vm.running, vm.closed; else methods. */
+static int vm_index(lua_State *L)
+{
+  struct lvm *v = luaL_checkudata(L, 1, VM_TYPE);
+  const char *key = lua_tostring(L, 2);
+  lua_pushvalue(L, 2);
+  lua_rawget(L, lua_upvalueindex(1));
+  if (!lua_isnil(L, -1) || key == NULL)
+    return 1;
+  if (strcmp(key, "closed") == 0) {
+    lua_pushboolean(L, v->vm == NULL);
+    return 1;
+  }
+  if (strcmp(key, "running") == 0) {
+    lua_pushboolean(L, v->running);
+    return 1;
+  }
+  lvm_check(L, 1);
+  if (strcmp(key, "memory") == 0) {
+    lu_pushhandlers(L, 1);
+    lua_getfield(L, -1, "memory");
+    return 1;
+  }
+  if (strcmp(key, "cpus") == 0) {
+    lua_pushinteger(L, v->vm->ncpus);
+    return 1;
+  }
+  return lu_errorf(L, "vm has no field or method '%s'", key);
+}
+
+static const luaL_Reg vm_methods[] = {
+  { "cpu", vm_cpu },
+  { "load", vm_load },
+  { "map", vm_map },
+  { "on_io", vm_on_io },
+  { "on_mmio", vm_on_mmio },
+  { "on_hypercall", vm_on_hypercall },
+  { "on_unhandled", vm_on_unhandled },
+  { "run", vm_run },
+  { "stop", vm_stop },
+  { "close", vm_close },
+  { NULL, NULL },
+};
+
+void lvm_open_type(lua_State *L)
+{
+  if (!luaL_newmetatable(L, VM_TYPE)) {
+    lua_pop(L, 1);
+    return;
+  }
+  luaL_newlib(L, vm_methods);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "methods");
+  lua_pushcclosure(L, vm_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, vm_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_pushcfunction(L, vm_close);
+  lua_setfield(L, -2, "__close");
+  lua_pushcfunction(L, vm_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pop(L, 1);
+}

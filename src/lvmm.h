@@ -1,0 +1,109 @@
+/* Shared declarations of the Lua bindings (src/l*.c). */
+#ifndef LUAVMM_LVMM_H
+#define LUAVMM_LVMM_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kvm.h"
+#include "vm.h"
+
+struct vcpu;
+
+#define VM_TYPE "vmm.vm"
+#define CPU_TYPE "vmm.cpu"
+#define MEMORY_TYPE "vmm.memory"
+#define STATE_KEY "luavmm.state"
+
+/* Per-lua_State module state. `lock` is the control-plane lock: whichever
+ * thread runs Lua holds it. The thread that loads the module takes it at
+ * once and keeps it except while it blocks in a run, a wait or at a prompt. */
+struct lstate {
+  pthread_mutex_t lock;
+  struct kvm kvm;
+  bool kvm_open;
+};
+
+void ctl_acquire(struct lstate *st);
+void ctl_release(struct lstate *st);
+struct lstate *lstate_get(lua_State *L);
+int lstate_kvm(lua_State *L, struct lstate *st); /* opens /dev/kvm or raises */
+
+/* A vCPU's Lua side: the coroutine its handlers run on. Its stack keeps the
+ * message handler, the VM's handler table, the cpu userdata and the
+ * hypercall table at fixed indices below every call. */
+#define CO_MSGH 1
+#define CO_HANDLERS 2
+#define CO_CPU 3
+#define CO_HYPERCALLS 4
+#define CO_BASE 4
+
+struct lcpu_state {
+  struct lvm *owner;
+  lua_State *co;
+  _Atomic int in_lua; /* a handler is running: a kick arms the stop hook */
+};
+
+struct lhandler;
+
+/* The vm userdata. vm is NULL once closed. Uservalue 1 is a table holding
+ * the handlers (integer slots), "cpus", "threads", "hypercalls", "memory". */
+struct lvm {
+  struct vm *vm;
+  struct lstate *st;
+  bool running;
+  int anchor;              /* registry ref to the userdata while running */
+  struct lhandler *handlers;
+  struct lcpu_state *cpus;
+  int next_slot;
+  int unhandled_slot;      /* handler-table slot of the on_unhandled function */
+};
+
+struct lcpu {
+  struct lvm *owner;
+  int id;
+};
+
+struct lmem {
+  struct lvm *owner;
+};
+
+/* lvm.c */
+struct lvm *lvm_check(lua_State *L, int idx);       /* open VM or raises */
+void lvm_open_type(lua_State *L);
+int lvm_new(lua_State *L);
+int lvm_step(lua_State *L, struct lvm *v, struct vcpu *c, int opts);
+const char *lvm_reason_name(int reason);
+
+/* lcpu.c */
+void lcpu_open_type(lua_State *L);
+void lcpu_push_new(lua_State *L, int vm_idx, int id);
+struct vcpu *lcpu_check(lua_State *L, int idx, struct lcpu **out);
+
+/* lmem.c */
+void lmem_open_type(lua_State *L);
+void lmem_push_new(lua_State *L, int vm_idx);
+
+/* lhandler.c */
+int lhandler_set(lua_State *L, struct lvm *v, enum bus_space space, uint64_t base,
+                 uint64_t len, int fn_idx, const char *who);
+int lhandler_set_hypercall(lua_State *L, struct lvm *v, int vm_idx);
+void lhandler_install(lua_State *L, struct lvm *v, int vm_idx);
+void lhandler_free_all(struct lvm *v);
+int lhandler_set_unhandled(lua_State *L, struct lvm *v, int vm_idx, int arg);
+void lhandler_kick(struct vcpu *c);
+
+/* lutil.c */
+uint64_t lu_checkaddr(lua_State *L, int arg, const char *what);
+uint64_t lu_checksize(lua_State *L, int arg);
+int lu_parse_size(const char *s, uint64_t *out);
+void lu_pushhandlers(lua_State *L, int vm_idx); /* the uservalue table */
+int lu_traceback(lua_State *L);
+bool lu_optbool(lua_State *L, int t, const char *field, bool def);
+int lu_errorf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

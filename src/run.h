@@ -1,0 +1,26 @@
+/* Set-up around a run on the calling thread: the kick signal unblocked, Ctrl-C
+ * turned into a stop request, and a timer for the run's time limit. */
+#ifndef LUAVMM_RUN_H
+#define LUAVMM_RUN_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+struct vcpu;
+
+struct run_guard {
+  sigset_t old_mask;
+  struct sigaction old_int;
+  bool caught_sigint;
+  bool has_timer;
+  timer_t timer;
+};
+
+int run_guard_begin(struct run_guard *g, struct vcpu *c, double timeout, bool catch_sigint);
+void run_guard_end(struct run_guard *g);
+
+const char *vcpu_system_event_name(int64_t type);
+
+#endif

@@ -1,0 +1,113 @@
+#include "vm.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "vcpu.h"
+
+int vm_create(struct vm **out, struct kvm *kvm, int ncpus, char *err)
+{
+  *out = NULL;
+  if (ncpus < 1 || ncpus > kvm->max_vcpus)
+    return errf(err, "cpus must be between 1 and %d (KVM's limit here), got %d", kvm->max_vcpus,
+                ncpus);
+  struct vm *vm = calloc(1, sizeof *vm);
+  if (vm == NULL)
+    return errf(err, "out of memory");
+  vm->kvm = kvm;
+  vm->fd = -1;
+  mem_init(&vm->mem, (uint32_t)kvm->max_slots);
+  if (bus_init(&vm->pio, 0x10000, "port") < 0 || bus_init(&vm->mmio, 0, "MMIO")) {
+    errf(err, "out of memory");
+    goto fail;
+  }
+  atomic_init(&vm->stop_request, 0);
+  atomic_init(&vm->stop_code, 0);
+  atomic_init(&vm->unhandled, UNHANDLED_STOP);
+
+  vm->fd = ioctl(kvm->fd, KVM_CREATE_VM, 0);
+  if (vm->fd < 0) {
+    errf(err, "KVM_CREATE_VM: %s", strerror(errno));
+    goto fail;
+  }
+  vm->cpus = calloc((size_t)ncpus, sizeof *vm->cpus);
+  if (vm->cpus == NULL) {
+    errf(err, "out of memory");
+    goto fail;
+  }
+  for (int i = 0; i < ncpus; i++) {
+    if (vcpu_create(&vm->cpus[i], vm, i, err) < 0)
+      goto fail;
+    vm->ncpus = i + 1;
+  }
+  *out = vm;
+  return 0;
+fail:
+  vm_destroy(vm);
+  return -1;
+}
+
+void vm_destroy(struct vm *vm)
+{
+  if (vm == NULL)
+    return;
+  vm_flush_devices(vm);
+  for (int i = 0; i < vm->ncpus; i++)
+    vcpu_destroy(vm->cpus[i]);
+  free(vm->cpus);
+  while (vm->devices != NULL) {
+    struct device *next = vm->devices->next;
+    if (vm->devices->destroy != NULL)
+      vm->devices->destroy(vm->devices);
+    vm->devices = next;
+  }
+  if (vm->fd >= 0)
+    close(vm->fd);
+  /* Unmap only after the VM fd is gone: KVM no longer refers to the pages. */
+  mem_free(&vm->mem);
+  if (atomic_load(&vm->pio.table) != NULL)
+    bus_destroy(&vm->pio);
+  if (atomic_load(&vm->mmio.table) != NULL)
+    bus_destroy(&vm->mmio);
+  free(vm);
+}
+
+void vm_add_device(struct vm *vm, struct device *dev)
+{
+  dev->next = vm->devices;
+  vm->devices = dev;
+}
+
+void vm_flush_devices(struct vm *vm)
+{
+  for (struct device *d = vm->devices; d != NULL; d = d->next)
+    if (d->flush != NULL)
+      d->flush(d);
+}
+
+void vm_request_stop(struct vm *vm, int reason, int64_t code)
+{
+  int none = VCPU_RUNNING;
+  if (atomic_compare_exchange_strong(&vm->stop_request, &none, reason))
+    atomic_store(&vm->stop_code, code);
+  pthread_t self = pthread_self();
+  for (int i = 0; i < vm->ncpus; i++) {
+    struct vcpu *c = vm->cpus[i];
+    if (!atomic_load(&c->running))
+      continue;
+    /* The loop checks stop_request after every exit; a vCPU only needs the
+     * signal when it may be inside KVM_RUN, which is never the caller. */
+    if (pthread_equal(c->thread, self)) {
+      c->run->immediate_exit = 1;
+      continue;
+    }
+    c->run->immediate_exit = 1;
+    atomic_thread_fence(memory_order_release);
+    pthread_kill(c->thread, vcpu_kick_signal());
+  }
+}

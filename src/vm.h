@@ -1,0 +1,64 @@
+/* A virtual machine: the KVM VM fd, its memory, its two buses and its vCPUs. */
+#ifndef LUAVMM_VM_H
+#define LUAVMM_VM_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "kvm.h"
+#include "mem.h"
+
+struct vcpu;
+
+/* What happens to an access no range claims. */
+enum unhandled_policy {
+  UNHANDLED_STOP,   /* stop the VM with an error naming the access */
+  UNHANDLED_IGNORE, /* drop writes, read all-ones */
+  UNHANDLED_CALL,   /* call vm->unhandled_fn */
+};
+
+typedef int unhandled_fn(void *opaque, struct vcpu *cpu, enum bus_space space, uint64_t addr,
+                         uint8_t *data, uint32_t size, bool is_write);
+
+/* A C device's hooks beyond its bus handler: flush buffered output when a run
+ * ends, free itself when the VM goes. */
+struct device {
+  struct device *next;
+  const char *name;
+  void (*flush)(struct device *dev);
+  void (*destroy)(struct device *dev);
+};
+
+struct vm {
+  struct kvm *kvm;
+  int fd;
+  struct mem mem;
+  struct bus pio;
+  struct bus mmio;
+  struct vcpu **cpus;
+  int ncpus;
+  struct device *devices;
+
+  /* Stop requests from outside the guest (vm:stop, timeout, Ctrl-C): the
+   * first request wins until the next run clears it. */
+  _Atomic int stop_request;
+  _Atomic int64_t stop_code;
+
+  _Atomic int unhandled;
+  unhandled_fn *unhandled_fn;
+  void *unhandled_opaque;
+};
+
+int vm_create(struct vm **out, struct kvm *kvm, int ncpus, char *err);
+void vm_destroy(struct vm *vm);
+
+void vm_add_device(struct vm *vm, struct device *dev);
+void vm_flush_devices(struct vm *vm);
+
+/* Asks every vCPU of the VM to stop with reason (a VCPU_* stop reason).
+ * Safe from any thread and from a signal handler. */
+void vm_request_stop(struct vm *vm, int reason, int64_t code);
+
+#endif
