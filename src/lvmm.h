@@ -97,6 +97,9 @@ void lhandler_free_all(struct lvm *v);
 int lhandler_set_unhandled(lua_State *L, struct lvm *v, int vm_idx, int arg);
 void lhandler_kick(struct vcpu *c);
 
+/* ldev.c */
+void ldev_add_methods(lua_State *L);
+
 /* lutil.c */
 uint64_t lu_checkaddr(lua_State *L, int arg, const char *what);
 uint64_t lu_checksize(lua_State *L, int arg);
