@@ -53,13 +53,19 @@ $(BUILD)/vmm.so: $(CORE_OBJ)
 $(BUILD)/luavmm: $(PROGRAM_OBJ) $(CORE_OBJ)
 	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LUA_LIBS) $(EDIT_LIBS) -lm -ldl
 
+C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/*_test.c))
+
+$(BUILD)/tests/%_test: tests/c/%_test.c tests/c/tap.h $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_OBJ) $(ALL_LDFLAGS) $(LUA_LIBS) -lm -ldl
+
 include guests/guests.mk
 
 run: all
 	$(BUILD)/luavmm scripts/hello.lua
 
-test: all test-deps
-	@lua5.4 tests/run.lua
+test: all test-deps $(C_TESTS)
+	@BUILD=$(BUILD) lua5.4 tests/run.lua
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 \

@@ -213,6 +213,17 @@ static int push_register(lua_State *L, struct vcpu *c, const char *name)
   return 0;
 }
 
+/* The integer at the top of the stack; strings are not registers. */
+static lua_Integer reg_value(lua_State *L, const char *name)
+{
+  int ok = 0;
+  lua_Integer v = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &ok) : 0;
+  if (!ok)
+    lu_errorf(L, "cpu:set: %s must be an integer, not %s", name,
+              lua_type(L, -1) == LUA_TNUMBER ? "a float" : luaL_typename(L, -1));
+  return v;
+}
+
 /* cpu:set{ rip = 0x1000, cr0 = 1, cs = {...}, gdt = {...} }: all or nothing. */
 static int cpu_set(lua_State *L)
 {
@@ -229,11 +240,7 @@ static int cpu_set(lua_State *L)
     const char *name = lua_tostring(L, -2);
     int i;
     if ((i = FIND(name, gprs)) >= 0) {
-      int ok;
-      lua_Integer v = lua_tointegerx(L, -1, &ok);
-      if (!ok)
-        return lu_errorf(L, "cpu:set: %s must be an integer, not %s", name, luaL_typename(L, -1));
-      *gpr_ptr(&regs, i) = (uint64_t)v;
+      *gpr_ptr(&regs, i) = (uint64_t)reg_value(L, name);
     } else if (FIND(name, controls) >= 0 || FIND(name, segments) >= 0 ||
                FIND(name, dtables) >= 0) {
       if (!have_sregs) {
@@ -242,12 +249,7 @@ static int cpu_set(lua_State *L)
       }
       need_sregs = true;
       if ((i = FIND(name, controls)) >= 0) {
-        int ok;
-        lua_Integer v = lua_tointegerx(L, -1, &ok);
-        if (!ok)
-          return lu_errorf(L, "cpu:set: %s must be an integer, not %s", name,
-                            luaL_typename(L, -1));
-        *(uint64_t *)((char *)&s + controls[i].off) = (uint64_t)v;
+        *(uint64_t *)((char *)&s + controls[i].off) = (uint64_t)reg_value(L, name);
       } else if ((i = FIND(name, segments)) >= 0) {
         apply_segment(L, -1, name, (struct kvm_segment *)((char *)&s + segments[i].off));
       } else {

@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ctype.h>
+
 #include "err.h"
+#include "fault.h"
 #include "lvmm.h"
 #include "run.h"
 #include "vcpu.h"
@@ -241,10 +244,99 @@ const char *lvm_reason_name(int reason)
   return reason_names[reason];
 }
 
+/* The pending exit of a step, as a record: what the guest did, before any
+ * handler saw it. */
+static int push_exit(lua_State *L, struct vcpu *c)
+{
+  struct kvm_run *run = c->run;
+  lua_createtable(L, 0, 10);
+  switch (run->exit_reason) {
+  case KVM_EXIT_IO: {
+    bool write = run->io.direction == KVM_EXIT_IO_OUT;
+    lua_pushliteral(L, "io");
+    lua_setfield(L, -2, "reason");
+    lua_pushstring(L, write ? "out" : "in");
+    lua_setfield(L, -2, "dir");
+    lua_pushboolean(L, write);
+    lua_setfield(L, -2, "write");
+    lua_pushinteger(L, run->io.port);
+    lua_setfield(L, -2, "port");
+    lua_pushinteger(L, run->io.size);
+    lua_setfield(L, -2, "size");
+    lua_pushinteger(L, run->io.count);
+    lua_setfield(L, -2, "count");
+    uint64_t bytes = (uint64_t)run->io.size * run->io.count;
+    if (write && run->io.size <= 4 && run->io.data_offset <= (uint64_t)c->run_size &&
+        bytes <= (uint64_t)c->run_size - run->io.data_offset) {
+      const uint8_t *data = (const uint8_t *)run + run->io.data_offset;
+      uint32_t value = 0;
+      memcpy(&value, data, run->io.size);
+      lua_pushinteger(L, value);
+      lua_setfield(L, -2, "value");
+      if (run->io.count > 1) {
+        lua_pushlstring(L, (const char *)data, (size_t)bytes);
+        lua_setfield(L, -2, "data");
+      }
+    }
+    break;
+  }
+  case KVM_EXIT_MMIO: {
+    lua_pushliteral(L, "mmio");
+    lua_setfield(L, -2, "reason");
+    lua_pushstring(L, run->mmio.is_write ? "write" : "read");
+    lua_setfield(L, -2, "dir");
+    lua_pushboolean(L, run->mmio.is_write);
+    lua_setfield(L, -2, "write");
+    lua_pushinteger(L, (lua_Integer)run->mmio.phys_addr);
+    lua_setfield(L, -2, "addr");
+    lua_pushinteger(L, run->mmio.len);
+    lua_setfield(L, -2, "size");
+    if (run->mmio.is_write && run->mmio.len <= 8) {
+      uint64_t value = 0;
+      memcpy(&value, run->mmio.data, run->mmio.len);
+      lua_pushinteger(L, (lua_Integer)value);
+      lua_setfield(L, -2, "value");
+    }
+    break;
+  }
+  case KVM_EXIT_HLT:
+    lua_pushliteral(L, "hlt");
+    lua_setfield(L, -2, "reason");
+    break;
+  case KVM_EXIT_SHUTDOWN:
+    lua_pushliteral(L, "shutdown");
+    lua_setfield(L, -2, "reason");
+    break;
+  default: {
+    /* The rest by KVM's name, lower case, without the prefix. */
+    char name[48];
+    const char *kvm_name = exit_reason_name(run->exit_reason);
+    size_t i = 0;
+    if (strncmp(kvm_name, "KVM_EXIT_", 9) == 0)
+      kvm_name += 9;
+    for (; kvm_name[i] && i < sizeof name - 1; i++)
+      name[i] = (char)tolower((unsigned char)kvm_name[i]);
+    name[i] = '\0';
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "reason");
+    lua_pushinteger(L, run->exit_reason);
+    lua_setfield(L, -2, "kvm_exit");
+    break;
+  }
+  }
+  lua_pushinteger(L, c->id);
+  lua_setfield(L, -2, "cpu");
+  lua_pushinteger(L, (lua_Integer)vcpu_regs(c)->rip);
+  lua_setfield(L, -2, "rip");
+  return 1;
+}
+
 /* The table a run returns, or the error it raises for a fault. */
 static int push_result(lua_State *L, struct vcpu *c, bool raise)
 {
   int reason = c->stop.reason;
+  if (reason == VCPU_STEP)
+    return push_exit(L, c);
   if (raise && reason >= VCPU_FAULT)
     return lu_errorf(L, "%s", c->stop.message ? c->stop.message : lvm_reason_name(reason));
   if (raise && reason == VCPU_INTERRUPTED)

@@ -1,0 +1,86 @@
+-- The test runner behind `make test`: busted specs (module-level, run by
+-- lua5.4 against build/vmm.so), C-level tests (TAP programs in build/tests/)
+-- and scenario scripts (tests/scenarios/*.lua run by build/luavmm, passing
+-- when they exit 0). Ends with the line "N passed, N failed".
+--
+--   lua5.4 tests/run.lua [pattern]    -- only files whose name contains pattern
+
+local build = os.getenv("BUILD") or "build"
+local filter = arg[1]
+local passed, failed, failures = 0, 0, {}
+
+local function sh_quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function list(dir, suffix)
+  local files = {}
+  local p = io.popen("ls " .. sh_quote(dir) .. " 2>/dev/null")
+  for name in p:lines() do
+    if name:sub(-#suffix) == suffix and (not filter or name:find(filter, 1, true)) then
+      files[#files + 1] = dir .. "/" .. name
+    end
+  end
+  p:close()
+  table.sort(files)
+  return files
+end
+
+-- Reads TAP lines ("ok N - name", "not ok N - name") from a command.
+local function run_tap(cmd, label)
+  local p = io.popen(cmd .. " 2>&1")
+  local seen = 0
+  for line in p:lines() do
+    io.write(line, "\n")
+    if line:match("^ok %d+") then
+      passed, seen = passed + 1, seen + 1
+    elseif line:match("^not ok %d+") then
+      failed, seen = failed + 1, seen + 1
+      failures[#failures + 1] = label .. ": " .. line
+    end
+  end
+  local ok, how, code = p:close()
+  if not ok and seen == 0 then
+    failed = failed + 1
+    failures[#failures + 1] = string.format("%s: exited (%s %s) before reporting", label, how, code)
+  end
+  io.stdout:flush()
+end
+
+local env = "LUA_CPATH=" .. sh_quote(build .. "/?.so;;")
+  .. " LUA_PATH=" .. sh_quote("lua/?.lua;lua/?/init.lua;tests/?.lua;;")
+  .. " LUAVMM_BUILD=" .. sh_quote(build)
+
+print("== busted specs")
+local specs = list("tests", "_spec.lua")
+if #specs > 0 then
+  local quoted = {}
+  for i, f in ipairs(specs) do quoted[i] = sh_quote(f) end
+  run_tap(env .. " lua5.4 /usr/bin/busted --output=TAP " .. table.concat(quoted, " "), "busted")
+end
+
+print("== C tests")
+for _, f in ipairs(list(build .. "/tests", "_test")) do
+  run_tap(env .. " " .. sh_quote(f), f)
+end
+
+print("== scenarios")
+for _, f in ipairs(list("tests/scenarios", ".lua")) do
+  local p = io.popen(env .. " " .. sh_quote(build .. "/luavmm") .. " " .. sh_quote(f) .. " 2>&1")
+  local out = p:read("a")
+  local ok = p:close()
+  if ok then
+    passed = passed + 1
+    print("ok - " .. f)
+  else
+    failed = failed + 1
+    failures[#failures + 1] = f
+    print("not ok - " .. f)
+    io.write(out)
+  end
+end
+
+if #failures > 0 then
+  print("\nFailures:")
+  for _, f in ipairs(failures) do print("  " .. f) end
+end
+print(string.format("%d passed, %d failed", passed, failed))
+os.exit(failed == 0 and 0 or 1)
