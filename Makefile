@@ -9,6 +9,8 @@
 # otherwise) by scripts/deps.sh.
 
 PREFIX ?= /usr/local
+V ?= 0
+Q := $(if $(filter 1,$(V)),,@)
 BUILD ?= build
 CC := gcc
 
@@ -45,19 +47,23 @@ test-deps:
 
 $(BUILD)/obj/%.o: src/%.c | deps
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(EDIT_CFLAGS) -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(EDIT_CFLAGS) -c -o $@ $<
 
 $(BUILD)/vmm.so: $(CORE_OBJ)
-	$(CC) -shared -o $@ $^ $(ALL_LDFLAGS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -o $@ $^ $(ALL_LDFLAGS)
 
 $(BUILD)/luavmm: $(PROGRAM_OBJ) $(CORE_OBJ)
-	$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LUA_LIBS) $(EDIT_LIBS) -lm -ldl
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LUA_LIBS) $(EDIT_LIBS) -lm -ldl
 
 C_TESTS := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(wildcard tests/c/*_test.c))
 
 $(BUILD)/tests/%_test: tests/c/%_test.c tests/c/tap.h $(CORE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_OBJ) $(ALL_LDFLAGS) $(LUA_LIBS) -lm -ldl
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_OBJ) $(ALL_LDFLAGS) $(LUA_LIBS) -lm -ldl
 
 include guests/guests.mk
 

@@ -56,13 +56,18 @@ static void on_kick(int sig, siginfo_t *info, void *ctx)
   errno = saved;
 }
 
+/* The VM that Ctrl-C stops: the one being run or waited for. */
+static struct vm *_Atomic interrupt_target;
+
 static void on_interrupt(int sig)
 {
   (void)sig;
   int saved = errno;
+  struct vm *vm = atomic_load(&interrupt_target);
+  if (vm != NULL)
+    vm_request_stop(vm, VCPU_INTERRUPTED, 0);
   struct vcpu *c = current;
   if (c != NULL) {
-    vm_request_stop(c->vm, VCPU_INTERRUPTED, 0);
     set_immediate_exit(c);
     if (c->on_kick != NULL)
       c->on_kick(c);
@@ -310,7 +315,9 @@ void vcpu_settle(struct vcpu *c)
 
 int vcpu_run(struct vcpu *c, bool step)
 {
+  c->thread = pthread_self();
   current = c;
+  atomic_store(&c->running, true);
   for (;;) {
     if (c->exit_pending && dispatch(c) < 0)
       break;
@@ -324,15 +331,17 @@ int vcpu_run(struct vcpu *c, bool step)
     }
   }
   vcpu_settle(c);
+  atomic_store(&c->running, false);
   current = NULL;
   return c->stop.reason;
 }
 
 /* ---- the guard around a run on the calling thread ---- */
 
-int run_guard_begin(struct run_guard *g, struct vcpu *c, double timeout, bool catch_sigint)
+int run_guard_begin(struct run_guard *g, struct vm *vm, double timeout, bool catch_sigint)
 {
   memset(g, 0, sizeof *g);
+  g->old_target = atomic_exchange(&interrupt_target, vm);
   sigset_t kick;
   sigemptyset(&kick);
   sigaddset(&kick, kick_signo);
@@ -362,7 +371,6 @@ int run_guard_begin(struct run_guard *g, struct vcpu *c, double timeout, bool ca
       its.it_value.tv_nsec = 1;
     timer_settime(g->timer, 0, &its, NULL);
   }
-  (void)c;
   return 0;
 }
 
@@ -372,5 +380,6 @@ void run_guard_end(struct run_guard *g)
     timer_delete(g->timer);
   if (g->caught_sigint)
     sigaction(SIGINT, &g->old_int, NULL);
+  atomic_store(&interrupt_target, g->old_target);
   pthread_sigmask(SIG_SETMASK, &g->old_mask, NULL);
 }

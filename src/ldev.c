@@ -32,13 +32,13 @@ static void check_not_running(lua_State *L, struct lvm *v, const char *who)
     lu_errorf(L, "%s: the VM is running; add devices before running it", who);
 }
 
-/* vm:debug_exit{ port = 0xf4, width = 1 } */
+/* vm:debug_exit{ port = 0xf4, width = 1 }: QEMU's default width of one port */
 static int vm_debug_exit(lua_State *L)
 {
   struct lvm *v = lvm_check(L, 1);
   check_not_running(L, v, "debug_exit");
   lua_Integer port = opt_field(L, 2, "port", 0xf4, 0, 0xffff, "debug_exit");
-  lua_Integer width = opt_field(L, 2, "width", 4, 1, 4, "debug_exit");
+  lua_Integer width = opt_field(L, 2, "width", 1, 1, 4, "debug_exit");
   char err[ERR_LEN];
   if (port + width > 0x10000)
     return lu_errorf(L, "debug_exit: ports 0x%llx+%lld run past 0xffff", (long long)port,

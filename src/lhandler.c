@@ -73,6 +73,18 @@ static int store_read_result(struct vcpu *c, lua_State *co, uint8_t *data, uint3
   return 0;
 }
 
+/* Takes the control-plane lock for a handler call. False (lock not held)
+ * when the VM is being closed: its Lua side may be half gone. */
+static bool lock_for_call(struct lvm *v, struct vcpu *c)
+{
+  ctl_acquire(v->st);
+  if (!atomic_load(&v->closing))
+    return true;
+  ctl_release(v->st);
+  vcpu_stop(c, VCPU_STOPPED, 0);
+  return false;
+}
+
 static void begin_call(struct lcpu_state *cs)
 {
   atomic_store(&cs->in_lua, 1);
@@ -93,7 +105,8 @@ static int lua_bus_access(void *opaque, struct vcpu *c, uint64_t offset, uint8_t
   struct lstate *st = h->owner->st;
   int rc = 0;
 
-  ctl_acquire(st);
+  if (!lock_for_call(h->owner, c))
+    return -1;
   if (h->slot == 0) {
     /* Removed after this vCPU found it: as if it were never there. */
     ctl_release(st);
@@ -142,7 +155,8 @@ static int hypercall_access(void *opaque, struct vcpu *c, uint64_t offset, uint8
   uint32_t nr = 0;
   memcpy(&nr, data, size);
 
-  ctl_acquire(v->st);
+  if (!lock_for_call(v, c))
+    return -1;
   lua_rawgeti(co, CO_HYPERCALLS, nr);
   if (lua_isnil(co, -1)) {
     lua_settop(co, CO_BASE);
@@ -218,7 +232,8 @@ static int unhandled_call(void *opaque, struct vcpu *c, enum bus_space space, ui
   lua_State *co = cs->co;
   int rc = 0;
 
-  ctl_acquire(v->st);
+  if (!lock_for_call(v, c))
+    return -1;
   if (v->unhandled_slot == 0) {
     ctl_release(v->st);
     if (!write)

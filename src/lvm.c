@@ -10,7 +10,6 @@
 #include "err.h"
 #include "fault.h"
 #include "lvmm.h"
-#include "run.h"
 #include "vcpu.h"
 
 #define DEFAULT_MEMORY (64ull << 20)
@@ -218,246 +217,11 @@ static int vm_on_unhandled(lua_State *L)
   return lhandler_set_unhandled(L, v, 1, 2);
 }
 
-static const char *const reason_names[] = {
-  [VCPU_RUNNING] = "running",
-  [VCPU_HLT] = "hlt",
-  [VCPU_STOPPED] = "stop",
-  [VCPU_TIMEOUT] = "timeout",
-  [VCPU_INTERRUPTED] = "interrupted",
-  [VCPU_EXIT] = "exit",
-  [VCPU_SYSTEM_EVENT] = "system_event",
-  [VCPU_STEP] = "step",
-  [VCPU_FAULT_SHUTDOWN] = "shutdown",
-  [VCPU_FAULT_FAIL_ENTRY] = "fail_entry",
-  [VCPU_FAULT_INTERNAL] = "internal_error",
-  [VCPU_FAULT_UNHANDLED] = "unhandled",
-  [VCPU_FAULT_HANDLER] = "handler",
-  [VCPU_FAULT_HYPERCALL] = "hypercall",
-  [VCPU_FAULT_KVM] = "kvm",
-  [VCPU_FAULT_EXIT] = "exit_reason",
-};
-
-const char *lvm_reason_name(int reason)
-{
-  if (reason < 0 || (size_t)reason >= sizeof reason_names / sizeof reason_names[0])
-    return "unknown";
-  return reason_names[reason];
-}
-
-/* The pending exit of a step, as a record: what the guest did, before any
- * handler saw it. */
-static int push_exit(lua_State *L, struct vcpu *c)
-{
-  struct kvm_run *run = c->run;
-  lua_createtable(L, 0, 10);
-  switch (run->exit_reason) {
-  case KVM_EXIT_IO: {
-    bool write = run->io.direction == KVM_EXIT_IO_OUT;
-    lua_pushliteral(L, "io");
-    lua_setfield(L, -2, "reason");
-    lua_pushstring(L, write ? "out" : "in");
-    lua_setfield(L, -2, "dir");
-    lua_pushboolean(L, write);
-    lua_setfield(L, -2, "write");
-    lua_pushinteger(L, run->io.port);
-    lua_setfield(L, -2, "port");
-    lua_pushinteger(L, run->io.size);
-    lua_setfield(L, -2, "size");
-    lua_pushinteger(L, run->io.count);
-    lua_setfield(L, -2, "count");
-    uint64_t bytes = (uint64_t)run->io.size * run->io.count;
-    if (write && run->io.size <= 4 && run->io.data_offset <= (uint64_t)c->run_size &&
-        bytes <= (uint64_t)c->run_size - run->io.data_offset) {
-      const uint8_t *data = (const uint8_t *)run + run->io.data_offset;
-      uint32_t value = 0;
-      memcpy(&value, data, run->io.size);
-      lua_pushinteger(L, value);
-      lua_setfield(L, -2, "value");
-      if (run->io.count > 1) {
-        lua_pushlstring(L, (const char *)data, (size_t)bytes);
-        lua_setfield(L, -2, "data");
-      }
-    }
-    break;
-  }
-  case KVM_EXIT_MMIO: {
-    lua_pushliteral(L, "mmio");
-    lua_setfield(L, -2, "reason");
-    lua_pushstring(L, run->mmio.is_write ? "write" : "read");
-    lua_setfield(L, -2, "dir");
-    lua_pushboolean(L, run->mmio.is_write);
-    lua_setfield(L, -2, "write");
-    lua_pushinteger(L, (lua_Integer)run->mmio.phys_addr);
-    lua_setfield(L, -2, "addr");
-    lua_pushinteger(L, run->mmio.len);
-    lua_setfield(L, -2, "size");
-    if (run->mmio.is_write && run->mmio.len <= 8) {
-      uint64_t value = 0;
-      memcpy(&value, run->mmio.data, run->mmio.len);
-      lua_pushinteger(L, (lua_Integer)value);
-      lua_setfield(L, -2, "value");
-    }
-    break;
-  }
-  case KVM_EXIT_HLT:
-    lua_pushliteral(L, "hlt");
-    lua_setfield(L, -2, "reason");
-    break;
-  case KVM_EXIT_SHUTDOWN:
-    lua_pushliteral(L, "shutdown");
-    lua_setfield(L, -2, "reason");
-    break;
-  default: {
-    /* The rest by KVM's name, lower case, without the prefix. */
-    char name[48];
-    const char *kvm_name = exit_reason_name(run->exit_reason);
-    size_t i = 0;
-    if (strncmp(kvm_name, "KVM_EXIT_", 9) == 0)
-      kvm_name += 9;
-    for (; kvm_name[i] && i < sizeof name - 1; i++)
-      name[i] = (char)tolower((unsigned char)kvm_name[i]);
-    name[i] = '\0';
-    lua_pushstring(L, name);
-    lua_setfield(L, -2, "reason");
-    lua_pushinteger(L, run->exit_reason);
-    lua_setfield(L, -2, "kvm_exit");
-    break;
-  }
-  }
-  lua_pushinteger(L, c->id);
-  lua_setfield(L, -2, "cpu");
-  lua_pushinteger(L, (lua_Integer)vcpu_regs(c)->rip);
-  lua_setfield(L, -2, "rip");
-  return 1;
-}
-
-/* The table a run returns, or the error it raises for a fault. */
-static int push_result(lua_State *L, struct vcpu *c, bool raise)
-{
-  int reason = c->stop.reason;
-  if (reason == VCPU_STEP)
-    return push_exit(L, c);
-  if (raise && reason >= VCPU_FAULT)
-    return lu_errorf(L, "%s", c->stop.message ? c->stop.message : lvm_reason_name(reason));
-  if (raise && reason == VCPU_INTERRUPTED)
-    return lu_errorf(L, "interrupted");
-  lua_createtable(L, 0, 6);
-  if (reason >= VCPU_FAULT) {
-    lua_pushliteral(L, "fault");
-    lua_setfield(L, -2, "reason");
-    lua_pushstring(L, lvm_reason_name(reason));
-    lua_setfield(L, -2, "fault");
-    lua_pushstring(L, c->stop.message ? c->stop.message : lvm_reason_name(reason));
-    lua_setfield(L, -2, "message");
-  } else {
-    lua_pushstring(L, lvm_reason_name(reason));
-    lua_setfield(L, -2, "reason");
-  }
-  if (reason == VCPU_STOPPED || reason == VCPU_EXIT) {
-    lua_pushinteger(L, c->stop.code);
-    lua_setfield(L, -2, "code");
-  }
-  if (reason == VCPU_SYSTEM_EVENT) {
-    lua_pushstring(L, vcpu_system_event_name(c->stop.code));
-    lua_setfield(L, -2, "event");
-  }
-  lua_pushinteger(L, c->id);
-  lua_setfield(L, -2, "cpu");
-  lua_pushinteger(L, (lua_Integer)vcpu_regs(c)->rip);
-  lua_setfield(L, -2, "rip");
-  lua_pushinteger(L, (lua_Integer)c->exits);
-  lua_setfield(L, -2, "exits");
-  return 1;
-}
-
-static double opt_timeout(lua_State *L, int opts)
-{
-  if (lua_type(L, opts) != LUA_TTABLE)
-    return 0;
-  lua_getfield(L, opts, "timeout");
-  double t = 0;
-  if (!lua_isnil(L, -1)) {
-    int ok;
-    t = lua_tonumberx(L, -1, &ok);
-    if (!ok || !(t > 0) || t > 1e9)
-      lu_errorf(L, "timeout must be a positive number of seconds");
-  }
-  lua_pop(L, 1);
-  return t;
-}
-
-/* Runs vCPU c on the calling thread until it stops. Pushes the result. */
-static int run_here(lua_State *L, struct lvm *v, struct vcpu *c, int opts, bool step)
-{
-  double timeout = opt_timeout(L, opts);
-  bool raise = lu_optbool(L, opts, "raise", true);
-  struct vm *vm = v->vm;
-
-  if (v->running)
-    return lu_errorf(L, "the VM is already running");
-  vcpu_clear_stop(c);
-  atomic_store(&vm->stop_request, VCPU_RUNNING);
-  lua_pushvalue(L, 1);
-  v->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
-  v->running = true;
-  c->thread = pthread_self();
-  atomic_store(&c->running, true);
-
-  struct run_guard guard;
-  if (run_guard_begin(&guard, c, timeout, true) < 0) {
-    run_guard_end(&guard);
-    atomic_store(&c->running, false);
-    v->running = false;
-    luaL_unref(L, LUA_REGISTRYINDEX, v->anchor);
-    v->anchor = LUA_NOREF;
-    return lu_errorf(L, "cannot arm the run's timer: %s", strerror(errno));
-  }
-  ctl_release(v->st);
-  vcpu_run(c, step);
-  ctl_acquire(v->st);
-  run_guard_end(&guard);
-
-  atomic_store(&c->running, false);
-  v->running = false;
-  luaL_unref(L, LUA_REGISTRYINDEX, v->anchor);
-  v->anchor = LUA_NOREF;
-  vm_flush_devices(vm);
-  return push_result(L, c, raise);
-}
-
-/* vm:run{ timeout = seconds, raise = true } -> result */
-static int vm_run(lua_State *L)
-{
-  struct lvm *v = lvm_check(L, 1);
-  if (!lua_isnoneornil(L, 2))
-    luaL_checktype(L, 2, LUA_TTABLE);
-  if (v->vm->ncpus != 1)
-    return lu_errorf(L, "vm:run: this build runs one vCPU at a time (the VM has %d)",
-                      v->vm->ncpus);
-  return run_here(L, v, v->vm->cpus[0], 2, false);
-}
-
-int lvm_step(lua_State *L, struct lvm *v, struct vcpu *c, int opts)
-{
-  return run_here(L, v, c, opts, true);
-}
-
-/* vm:stop([code]): ends a run after the current exit. */
-static int vm_stop(lua_State *L)
-{
-  struct lvm *v = lvm_check(L, 1);
-  lua_Integer code = luaL_optinteger(L, 2, 0);
-  if (v->running)
-    vm_request_stop(v->vm, VCPU_STOPPED, code);
-  lua_pushboolean(L, v->running);
-  return 1;
-}
-
 static void close_vm(lua_State *L, struct lvm *v)
 {
-  (void)L;
   if (v->vm == NULL)
     return;
+  lrun_shutdown(L, v);
   vm_destroy(v->vm);
   v->vm = NULL;
   lhandler_free_all(v);
@@ -465,21 +229,24 @@ static void close_vm(lua_State *L, struct lvm *v)
   v->cpus = NULL;
 }
 
-/* __gc and __close share this; closing twice is harmless. */
+/* vm:close() and __close. Closing twice is harmless; a VM running in the
+ * background is stopped first. */
 static int vm_close(lua_State *L)
 {
   struct lvm *v = luaL_checkudata(L, 1, VM_TYPE);
-  if (v->running)
-    return lu_errorf(L, "cannot close a running VM; stop it first");
+  if ((v->running && !v->threaded) || lrun_on_own_vcpu(v))
+    return lu_errorf(L, "cannot close a running VM from its own handler; call vm:stop()");
   close_vm(L, v);
   return 0;
 }
 
+/* __gc: a running VM is anchored, so this finds one only at lua_close. */
 static int vm_gc(lua_State *L)
 {
   struct lvm *v = luaL_checkudata(L, 1, VM_TYPE);
-  /* A running VM is anchored, so this runs only at lua_close. */
-  if (v->running) {
+  if ((v->running && !v->threaded) || lrun_on_own_vcpu(v)) {
+    /* lua_close from inside one of its handlers (os.exit(code, true)):
+     * the vCPU is on this very stack, so its memory must stay mapped. */
     vm_request_stop(v->vm, VCPU_STOPPED, 0);
     return 0;
   }
@@ -517,6 +284,11 @@ static int vm_index(lua_State *L)
     lua_pushboolean(L, v->running);
     return 1;
   }
+  if (strcmp(key, "state") == 0) {
+    lua_pushstring(L, v->vm == NULL ? "closed" : v->paused ? "paused"
+                      : v->running ? "running" : "stopped");
+    return 1;
+  }
   lvm_check(L, 1);
   if (strcmp(key, "memory") == 0) {
     lu_pushhandlers(L, 1);
@@ -538,8 +310,6 @@ static const luaL_Reg vm_methods[] = {
   { "on_mmio", vm_on_mmio },
   { "on_hypercall", vm_on_hypercall },
   { "on_unhandled", vm_on_unhandled },
-  { "run", vm_run },
-  { "stop", vm_stop },
   { "close", vm_close },
   { NULL, NULL },
 };
@@ -552,6 +322,7 @@ void lvm_open_type(lua_State *L)
   }
   luaL_newlib(L, vm_methods);
   ldev_add_methods(L);
+  lrun_add_methods(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "methods");
   lua_pushcclosure(L, vm_index, 1);

@@ -55,7 +55,10 @@ struct lhandler;
 struct lvm {
   struct vm *vm;
   struct lstate *st;
-  bool running;
+  bool running;            /* a run, step or background run is in progress */
+  bool threaded;           /* its vCPUs run on their own threads */
+  bool paused;
+  _Atomic bool closing;    /* being closed: vCPU threads must not enter Lua */
   int anchor;              /* registry ref to the userdata while running */
   struct lhandler *handlers;
   struct lcpu_state *cpus;
@@ -78,6 +81,11 @@ void lvm_open_type(lua_State *L);
 int lvm_new(lua_State *L);
 int lvm_step(lua_State *L, struct lvm *v, struct vcpu *c, int opts);
 const char *lvm_reason_name(int reason);
+
+/* lrun.c */
+void lrun_add_methods(lua_State *L);
+void lrun_shutdown(lua_State *L, struct lvm *v);
+bool lrun_on_own_vcpu(struct lvm *v);
 
 /* lcpu.c */
 void lcpu_open_type(lua_State *L);

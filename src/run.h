@@ -8,9 +8,10 @@
 #include <stdint.h>
 #include <time.h>
 
-struct vcpu;
+struct vm;
 
 struct run_guard {
+  struct vm *old_target;
   sigset_t old_mask;
   struct sigaction old_int;
   bool caught_sigint;
@@ -18,7 +19,9 @@ struct run_guard {
   timer_t timer;
 };
 
-int run_guard_begin(struct run_guard *g, struct vcpu *c, double timeout, bool catch_sigint);
+/* timeout > 0 arms a timer that stops the VM's vCPU running on this
+ * thread; catch_sigint makes Ctrl-C stop vm until run_guard_end. */
+int run_guard_begin(struct run_guard *g, struct vm *vm, double timeout, bool catch_sigint);
 void run_guard_end(struct run_guard *g);
 
 const char *vcpu_system_event_name(int64_t type);

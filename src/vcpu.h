@@ -22,6 +22,8 @@ enum vcpu_stop_reason {
   VCPU_EXIT,         /* the guest wrote the exit port; code holds the value */
   VCPU_SYSTEM_EVENT, /* KVM_EXIT_SYSTEM_EVENT; code holds the type */
   VCPU_STEP,         /* a step returned an exit without dispatching it */
+  VCPU_PAUSED,       /* vm:pause(); the thread waits for resume or stop */
+  VCPU_PEER,         /* another vCPU ended the run (a fault, the exit port) */
   VCPU_FAULT,        /* first fault reason */
   VCPU_FAULT_SHUTDOWN = VCPU_FAULT, /* triple fault */
   VCPU_FAULT_FAIL_ENTRY,
@@ -42,6 +44,8 @@ struct vcpu {
 
   pthread_t thread;     /* the thread in vcpu_run, while running is set */
   _Atomic bool running;
+  bool has_thread;       /* a vCPU thread exists and must be joined */
+  bool finished;         /* that thread has left its loop (under vm->wait_lock) */
   bool exit_pending;     /* run holds an exit not yet dispatched (stepping) */
   bool needs_completion; /* a dispatched I/O exit KVM finishes at the next KVM_RUN */
   uint64_t exits;        /* userspace exits so far */

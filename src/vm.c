@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -29,6 +30,13 @@ int vm_create(struct vm **out, struct kvm *kvm, int ncpus, char *err)
   atomic_init(&vm->stop_request, 0);
   atomic_init(&vm->stop_code, 0);
   atomic_init(&vm->unhandled, UNHANDLED_STOP);
+  pthread_mutex_init(&vm->wait_lock, NULL);
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* timeouts ignore clock changes */
+  pthread_cond_init(&vm->wait_cond, &attr);
+  pthread_condattr_destroy(&attr);
+  vm->first_stop = -1;
 
   vm->fd = ioctl(kvm->fd, KVM_CREATE_VM, 0);
   if (vm->fd < 0) {
@@ -56,6 +64,7 @@ void vm_destroy(struct vm *vm)
 {
   if (vm == NULL)
     return;
+  vm_join(vm);
   vm_flush_devices(vm);
   for (int i = 0; i < vm->ncpus; i++)
     vcpu_destroy(vm->cpus[i]);
@@ -74,6 +83,8 @@ void vm_destroy(struct vm *vm)
     bus_destroy(&vm->pio);
   if (atomic_load(&vm->mmio.table) != NULL)
     bus_destroy(&vm->mmio);
+  pthread_cond_destroy(&vm->wait_cond);
+  pthread_mutex_destroy(&vm->wait_lock);
   free(vm);
 }
 
@@ -92,22 +103,28 @@ void vm_flush_devices(struct vm *vm)
 
 void vm_request_stop(struct vm *vm, int reason, int64_t code)
 {
-  int none = VCPU_RUNNING;
-  if (atomic_compare_exchange_strong(&vm->stop_request, &none, reason))
-    atomic_store(&vm->stop_code, code);
+  int cur = atomic_load(&vm->stop_request);
+  for (;;) {
+    bool replaceable = cur == VCPU_RUNNING || (cur == VCPU_PAUSED && reason != VCPU_PAUSED);
+    if (!replaceable)
+      break;
+    if (atomic_compare_exchange_weak(&vm->stop_request, &cur, reason)) {
+      atomic_store(&vm->stop_code, code);
+      break;
+    }
+  }
+  /* A vCPU sets `running` before it first reads stop_request, and this
+   * reads `running` after writing it (both sequentially consistent): either
+   * the vCPU sees the request, or it is kicked here. */
   pthread_t self = pthread_self();
   for (int i = 0; i < vm->ncpus; i++) {
     struct vcpu *c = vm->cpus[i];
     if (!atomic_load(&c->running))
       continue;
-    /* The loop checks stop_request after every exit; a vCPU only needs the
-     * signal when it may be inside KVM_RUN, which is never the caller. */
-    if (pthread_equal(c->thread, self)) {
-      c->run->immediate_exit = 1;
-      continue;
-    }
-    c->run->immediate_exit = 1;
-    atomic_thread_fence(memory_order_release);
-    pthread_kill(c->thread, vcpu_kick_signal());
+    __atomic_store_n(&c->run->immediate_exit, 1, __ATOMIC_RELEASE);
+    /* The caller's own vCPU checks the request after the current exit; a
+     * signal would only arm the handler-interrupting hook. */
+    if (!pthread_equal(c->thread, self))
+      pthread_kill(c->thread, vcpu_kick_signal());
   }
 }

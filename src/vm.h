@@ -2,6 +2,7 @@
 #ifndef LUAVMM_VM_H
 #define LUAVMM_VM_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -46,6 +47,14 @@ struct vm {
   _Atomic int stop_request;
   _Atomic int64_t stop_code;
 
+  /* vCPU threads (thread.c): wait_cond is signalled when a thread finishes
+   * or parks, and when a pause ends. */
+  pthread_mutex_t wait_lock;
+  pthread_cond_t wait_cond;
+  int threads_active;   /* started and not finished */
+  int threads_parked;   /* paused, waiting in their thread */
+  int first_stop;       /* the vCPU whose stop ended the run for all, or -1 */
+
   _Atomic int unhandled;
   unhandled_fn *unhandled_fn;
   void *unhandled_opaque;
@@ -58,7 +67,19 @@ void vm_add_device(struct vm *vm, struct device *dev);
 void vm_flush_devices(struct vm *vm);
 
 /* Asks every vCPU of the VM to stop with reason (a VCPU_* stop reason).
- * Safe from any thread and from a signal handler. */
+ * The first request wins, except that any request replaces a pause. Safe
+ * from any thread and from a signal handler. */
 void vm_request_stop(struct vm *vm, int reason, int64_t code);
+
+/* vCPU threads (thread.c). vm_start runs every vCPU on its own thread;
+ * vm_wait blocks until all have finished (timeout in seconds, <= 0 for
+ * none) and returns 0, or -1 on timeout; vm_join reaps the threads.
+ * vm_pause returns once every vCPU is parked or finished. */
+int vm_start(struct vm *vm, char *err);
+int vm_wait(struct vm *vm, double timeout);
+void vm_join(struct vm *vm);
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+bool vm_threads_active(struct vm *vm);
 
 #endif
