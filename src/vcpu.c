@@ -10,6 +10,27 @@
 #include "err.h"
 #include "vm.h"
 
+/* CPUID as KVM supports it (long mode, for one, needs the LM bit), with
+ * this vCPU's APIC ID, so a guest can tell its processors apart. */
+static int set_default_cpuid(struct vcpu *c)
+{
+  const struct kvm_cpuid2 *supported = c->vm->kvm->cpuid;
+  size_t bytes = supported->nent * sizeof supported->entries[0];
+  struct kvm_cpuid_entry2 *e = malloc(bytes ? bytes : 1);
+  if (e == NULL)
+    return -1;
+  memcpy(e, supported->entries, bytes);
+  for (uint32_t i = 0; i < supported->nent; i++) {
+    if (e[i].function == 1)
+      e[i].ebx = (e[i].ebx & 0x00ffffffu) | ((uint32_t)c->id << 24);
+    else if (e[i].function == 0xb || e[i].function == 0x1f)
+      e[i].edx = (uint32_t)c->id; /* the x2APIC ID */
+  }
+  int r = vcpu_set_cpuid(c, e, (int)supported->nent);
+  free(e);
+  return r;
+}
+
 int vcpu_create(struct vcpu **out, struct vm *vm, int id, char *err)
 {
   struct vcpu *c = calloc(1, sizeof *c);
@@ -31,9 +52,7 @@ int vcpu_create(struct vcpu **out, struct vm *vm, int id, char *err)
     c->run = NULL;
     goto fail;
   }
-  /* CPUID as KVM supports it: long mode, for one, needs the LM bit. */
-  struct kvm_cpuid2 *cpuid = vm->kvm->cpuid;
-  if (vcpu_set_cpuid(c, cpuid->entries, (int)cpuid->nent) < 0) {
+  if (set_default_cpuid(c) < 0) {
     errf(err, "KVM_SET_CPUID2 on vCPU %d: %s", id, strerror(errno));
     goto fail;
   }
