@@ -60,7 +60,7 @@ const struct bus_range *bus_overlap(const struct bus *b, uint64_t base, uint64_t
 }
 
 int bus_add(struct bus *b, uint64_t base, uint64_t len, bus_fn *fn, void *opaque,
-            const char *name, char *err)
+            const char *name, unsigned flags, char *err)
 {
   uint64_t end;
   if (len == 0)
@@ -89,6 +89,7 @@ int bus_add(struct bus *b, uint64_t base, uint64_t len, bus_fn *fn, void *opaque
   r->len = len;
   r->fn = fn;
   r->opaque = opaque;
+  r->flags = flags;
   snprintf(r->name, sizeof r->name, "%s", name);
   publish(b, t);
   return 0;

@@ -25,11 +25,14 @@ typedef int bus_fn(void *opaque, struct vcpu *cpu, uint64_t offset, uint8_t *dat
 
 #define BUS_NAME_LEN 96
 
+#define BUS_LUA 1u /* the handler calls Lua: timed as Lua in the statistics */
+
 struct bus_range {
   uint64_t base;
   uint64_t len;
   bus_fn *fn;
   void *opaque;
+  unsigned flags;
   char name[BUS_NAME_LEN];
 };
 
@@ -53,7 +56,7 @@ void bus_destroy(struct bus *b);
 /* Adds [base, base+len). Rejects empty, wrapping and overlapping ranges,
  * naming the range already there. */
 int bus_add(struct bus *b, uint64_t base, uint64_t len, bus_fn *fn, void *opaque,
-            const char *name, char *err);
+            const char *name, unsigned flags, char *err);
 
 /* Removes the range starting exactly at base; its opaque goes to *opaque.
  * Returns -1 if there is none. */

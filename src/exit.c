@@ -126,6 +126,21 @@ int vcpu_unhandled(struct vcpu *c, enum bus_space space, uint64_t addr, uint8_t 
                     (unsigned long long)addr, size, size == 1 ? "" : "s", detail);
 }
 
+/* Adds a handler's time to C or Lua; accesses nobody claims count as Lua
+ * only when a Lua catch-all handles them. */
+static void account(struct vcpu *c, const struct bus_range *r, uint64_t ns)
+{
+  bool lua = r != NULL ? (r->flags & BUS_LUA) != 0
+                       : atomic_load_explicit(&c->vm->unhandled, memory_order_relaxed) == UNHANDLED_CALL;
+  if (lua) {
+    c->stats.lua_calls++;
+    c->stats.lua_ns += ns;
+  } else {
+    c->stats.c_calls++;
+    c->stats.c_ns += ns;
+  }
+}
+
 static int dispatch_io(struct vcpu *c)
 {
   struct kvm_run *run = c->run;
@@ -148,16 +163,18 @@ static int dispatch_io(struct vcpu *c)
     memset(data, 0, bytes);
   c->needs_completion = true;
 
+  counter_add(&c->stats.ports, port, count);
   const struct bus_range *r = bus_find(&c->vm->pio, port, size);
+  uint64_t t0 = stats_now_ns();
+  int rc = 0;
   /* String I/O (rep ins/outs): the port stays fixed, the data advances. */
-  for (uint32_t i = 0; i < count; i++) {
+  for (uint32_t i = 0; i < count && rc == 0; i++) {
     uint8_t *item = data + (size_t)i * size;
-    int rc = r != NULL ? r->fn(r->opaque, c, port - r->base, item, size, write)
-                       : vcpu_unhandled(c, SPACE_IO, port, item, size, write);
-    if (rc < 0)
-      return -1;
+    rc = r != NULL ? r->fn(r->opaque, c, port - r->base, item, size, write)
+                   : vcpu_unhandled(c, SPACE_IO, port, item, size, write);
   }
-  return 0;
+  account(c, r, stats_now_ns() - t0);
+  return rc;
 }
 
 static int dispatch_mmio(struct vcpu *c)
@@ -174,10 +191,13 @@ static int dispatch_mmio(struct vcpu *c)
   if (!write)
     memset(run->mmio.data, 0, sizeof run->mmio.data);
   c->needs_completion = true;
+  counter_add(&c->stats.mmio, addr, 1);
   const struct bus_range *r = bus_find(&c->vm->mmio, addr, size);
-  if (r != NULL)
-    return r->fn(r->opaque, c, addr - r->base, run->mmio.data, size, write);
-  return vcpu_unhandled(c, SPACE_MMIO, addr, run->mmio.data, size, write);
+  uint64_t t0 = stats_now_ns();
+  int rc = r != NULL ? r->fn(r->opaque, c, addr - r->base, run->mmio.data, size, write)
+                     : vcpu_unhandled(c, SPACE_MMIO, addr, run->mmio.data, size, write);
+  account(c, r, stats_now_ns() - t0);
+  return rc;
 }
 
 static const char *system_event_name(uint32_t type)
@@ -269,6 +289,16 @@ static bool stop_requested(struct vcpu *c)
   return true;
 }
 
+/* KVM_RUN returned an exit: it is pending until dispatched. */
+static void note_exit(struct vcpu *c)
+{
+  uint32_t reason = c->run->exit_reason;
+  c->exit_pending = true;
+  c->exits++;
+  c->stats.exits++;
+  c->stats.by_reason[reason < STATS_REASONS ? reason : STATS_REASONS - 1]++;
+}
+
 /* One KVM_RUN that returns with an exit pending, or -1 with the stop set. */
 static int enter(struct vcpu *c)
 {
@@ -276,8 +306,7 @@ static int enter(struct vcpu *c)
     if (ioctl(c->fd, KVM_RUN, 0) == 0) {
       /* KVM completed the previous I/O before producing this exit. */
       c->needs_completion = false;
-      c->exit_pending = true;
-      c->exits++;
+      note_exit(c);
       return 0;
     }
     if (errno == EINTR || errno == EAGAIN) {
@@ -306,8 +335,7 @@ void vcpu_settle(struct vcpu *c)
   if (ioctl(c->fd, KVM_RUN, 0) == 0) {
     /* Finishing the instruction produced a new exit (string I/O goes on);
      * it stays pending for the next run or step. */
-    c->exit_pending = true;
-    c->exits++;
+    note_exit(c);
   }
   __atomic_store_n(&c->run->immediate_exit, 0, __ATOMIC_RELAXED);
   c->needs_completion = false;

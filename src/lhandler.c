@@ -154,6 +154,7 @@ static int hypercall_access(void *opaque, struct vcpu *c, uint64_t offset, uint8
     return vcpu_unhandled(c, SPACE_IO, HYPERCALL_PORT + offset, data, size, write);
   uint32_t nr = 0;
   memcpy(&nr, data, size);
+  counter_add(&c->stats.hypercalls, nr, 1);
 
   if (!lock_for_call(v, c))
     return -1;
@@ -378,7 +379,7 @@ int lhandler_set(lua_State *L, struct lvm *v, enum bus_space space, uint64_t bas
   h->len = len;
   char name[BUS_NAME_LEN];
   handler_name(L, fn_idx, name, sizeof name);
-  if (bus_add(bus, base, len, lua_bus_access, h, name, err) < 0) {
+  if (bus_add(bus, base, len, lua_bus_access, h, name, BUS_LUA, err) < 0) {
     free(h);
     return lu_errorf(L, "%s: %s", who, err);
   }
@@ -477,7 +478,7 @@ void lhandler_install(lua_State *L, struct lvm *v, int vm_idx)
 
   vm->unhandled_fn = unhandled_call;
   vm->unhandled_opaque = v;
-  if (bus_add(&vm->pio, HYPERCALL_PORT, 4, hypercall_access, v, "hypercall", err) < 0)
+  if (bus_add(&vm->pio, HYPERCALL_PORT, 4, hypercall_access, v, "hypercall", BUS_LUA, err) < 0)
     lu_errorf(L, "vmm.vm: %s", err);
 }
 

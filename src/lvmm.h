@@ -87,6 +87,10 @@ void lrun_add_methods(lua_State *L);
 void lrun_shutdown(lua_State *L, struct lvm *v);
 bool lrun_on_own_vcpu(struct lvm *v);
 
+/* lstats.c */
+void lstats_add_methods(lua_State *L);
+void lstats_push(lua_State *L, struct vm *vm);
+
 /* lcpu.c */
 void lcpu_open_type(lua_State *L);
 void lcpu_push_new(lua_State *L, int vm_idx, int id);

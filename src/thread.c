@@ -96,6 +96,7 @@ int vm_start(struct vm *vm, char *err)
   for (int i = 0; i < vm->ncpus; i++) {
     struct vcpu *c = vm->cpus[i];
     vcpu_clear_stop(c);
+    c->exits = 0;
     c->finished = false;
     pthread_mutex_lock(&vm->wait_lock);
     vm->threads_active++;

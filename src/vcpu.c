@@ -78,6 +78,7 @@ void vcpu_destroy(struct vcpu *c)
   if (c->fd >= 0)
     close(c->fd);
   free(c->stop.message);
+  stats_free(&c->stats);
   free(c);
 }
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "stats.h"
 
 struct vm;
 
@@ -48,7 +49,8 @@ struct vcpu {
   bool finished;         /* that thread has left its loop (under vm->wait_lock) */
   bool exit_pending;     /* run holds an exit not yet dispatched (stepping) */
   bool needs_completion; /* a dispatched I/O exit KVM finishes at the next KVM_RUN */
-  uint64_t exits;        /* userspace exits so far */
+  uint64_t exits;        /* userspace exits in the current run */
+  struct vcpu_stats stats;
 
   struct {
     int reason;

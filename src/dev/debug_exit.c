@@ -25,5 +25,5 @@ static int debug_exit_access(void *opaque, struct vcpu *c, uint64_t offset, uint
 
 int debug_exit_attach(struct vm *vm, uint16_t port, uint16_t width, char *err)
 {
-  return bus_add(&vm->pio, port, width, debug_exit_access, NULL, "debug-exit", err);
+  return bus_add(&vm->pio, port, width, debug_exit_access, NULL, "debug-exit", 0, err);
 }

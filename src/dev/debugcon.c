@@ -88,7 +88,7 @@ int debugcon_attach(struct vm *vm, uint16_t port, int fd, char *err)
   d->dev.name = "debugcon";
   d->dev.flush = debugcon_flush;
   d->dev.destroy = debugcon_destroy;
-  if (bus_add(&vm->pio, port, 1, debugcon_access, d, "debugcon", err) < 0) {
+  if (bus_add(&vm->pio, port, 1, debugcon_access, d, "debugcon", 0, err) < 0) {
     d->dev.destroy(&d->dev);
     return -1;
   }

@@ -114,7 +114,7 @@ int main(void)
   CHECK(inject(c) == VCPU_FAULT_EXIT && CONTAINS(c->stop.message, "unexpected exit unknown exit reason (999)"),
         "an unknown exit reason is a clear fault");
 
-  CHECK(bus_add(&vm->pio, 0x80, 4, record, NULL, "record", err) == 0, "a C device attaches");
+  CHECK(bus_add(&vm->pio, 0x80, 4, record, NULL, "record", 0, err) == 0, "a C device attaches");
   run->exit_reason = KVM_EXIT_IO;
   run->io.direction = KVM_EXIT_IO_OUT;
   run->io.port = 0x80;
