@@ -16,6 +16,7 @@
 
 #include "fault.h"
 #include "run.h"
+#include "trace.h"
 #include "vcpu.h"
 #include "vm.h"
 
@@ -141,6 +142,47 @@ static void account(struct vcpu *c, const struct bus_range *r, uint64_t ns)
   }
 }
 
+static uint64_t le_value(const uint8_t *data, uint32_t size)
+{
+  uint64_t v = 0;
+  memcpy(&v, data, size);
+  return v;
+}
+
+/* A hypercall through the port: its arguments and result go to the trace
+ * instead of the port access that carries it. */
+static int traced_hypercall(struct vcpu *c, struct trace *t, const struct bus_range *r,
+                            uint64_t addr, uint8_t *data, uint32_t size, bool write)
+{
+  const struct kvm_regs *regs = vcpu_regs(c);
+  uint64_t args[6] = { regs->rdi, regs->rsi, regs->rcx, regs->r10, regs->r8, regs->r9 };
+  uint32_t nr = (uint32_t)le_value(data, size);
+  int rc = r->fn(r->opaque, c, addr - r->base, data, size, write);
+  trace_hypercall(t, c, nr, args, vcpu_regs(c)->rax);
+  return rc;
+}
+
+int vcpu_access(struct vcpu *c, enum bus_space space, uint64_t addr, uint8_t *data,
+                uint32_t size, bool write)
+{
+  struct vm *vm = c->vm;
+  struct trace *t = atomic_load_explicit(&vm->trace, memory_order_acquire);
+  const struct bus_range *r = bus_find(space == SPACE_IO ? &vm->pio : &vm->mmio, addr, size);
+  uint64_t t0 = stats_now_ns();
+  int rc;
+  if (t != NULL && r != NULL && (r->flags & BUS_HYPERCALL) && write) {
+    rc = traced_hypercall(c, t, r, addr, data, size, write);
+  } else {
+    rc = r != NULL ? r->fn(r->opaque, c, addr - r->base, data, size, write)
+                   : vcpu_unhandled(c, space, addr, data, size, write);
+    if (t != NULL)
+      trace_access(t, c, space == SPACE_IO ? TRACE_IO : TRACE_MMIO, write, size, addr,
+                   le_value(data, size));
+  }
+  account(c, r, stats_now_ns() - t0);
+  return rc;
+}
+
 static int dispatch_io(struct vcpu *c)
 {
   struct kvm_run *run = c->run;
@@ -164,16 +206,10 @@ static int dispatch_io(struct vcpu *c)
   c->needs_completion = true;
 
   counter_add(&c->stats.ports, port, count);
-  const struct bus_range *r = bus_find(&c->vm->pio, port, size);
-  uint64_t t0 = stats_now_ns();
   int rc = 0;
   /* String I/O (rep ins/outs): the port stays fixed, the data advances. */
-  for (uint32_t i = 0; i < count && rc == 0; i++) {
-    uint8_t *item = data + (size_t)i * size;
-    rc = r != NULL ? r->fn(r->opaque, c, port - r->base, item, size, write)
-                   : vcpu_unhandled(c, SPACE_IO, port, item, size, write);
-  }
-  account(c, r, stats_now_ns() - t0);
+  for (uint32_t i = 0; i < count && rc == 0; i++)
+    rc = vcpu_access(c, SPACE_IO, port, data + (size_t)i * size, size, write);
   return rc;
 }
 
@@ -192,12 +228,7 @@ static int dispatch_mmio(struct vcpu *c)
     memset(run->mmio.data, 0, sizeof run->mmio.data);
   c->needs_completion = true;
   counter_add(&c->stats.mmio, addr, 1);
-  const struct bus_range *r = bus_find(&c->vm->mmio, addr, size);
-  uint64_t t0 = stats_now_ns();
-  int rc = r != NULL ? r->fn(r->opaque, c, addr - r->base, run->mmio.data, size, write)
-                     : vcpu_unhandled(c, SPACE_MMIO, addr, run->mmio.data, size, write);
-  account(c, r, stats_now_ns() - t0);
-  return rc;
+  return vcpu_access(c, SPACE_MMIO, addr, run->mmio.data, size, write);
 }
 
 static const char *system_event_name(uint32_t type)
@@ -247,6 +278,11 @@ static int dispatch(struct vcpu *c)
 {
   struct kvm_run *run = c->run;
   c->exit_pending = false;
+  if (run->exit_reason != KVM_EXIT_IO && run->exit_reason != KVM_EXIT_MMIO) {
+    struct trace *t = atomic_load_explicit(&c->vm->trace, memory_order_acquire);
+    if (t != NULL)
+      trace_exit(t, c, run->exit_reason);
+  }
   switch (run->exit_reason) {
   case KVM_EXIT_IO:
     return dispatch_io(c);

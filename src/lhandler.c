@@ -77,12 +77,22 @@ static int store_read_result(struct vcpu *c, lua_State *co, uint8_t *data, uint3
  * when the VM is being closed: its Lua side may be half gone. */
 static bool lock_for_call(struct lvm *v, struct vcpu *c)
 {
+  struct lcpu_state *cs = c->user;
+  if (cs->caller_holds_lock)
+    return true; /* vm:dispatch, from Lua: the lock is ours already */
   ctl_acquire(v->st);
   if (!atomic_load(&v->closing))
     return true;
   ctl_release(v->st);
   vcpu_stop(c, VCPU_STOPPED, 0);
   return false;
+}
+
+static void unlock_after_call(struct lvm *v, struct vcpu *c)
+{
+  struct lcpu_state *cs = c->user;
+  if (!cs->caller_holds_lock)
+    ctl_release(v->st);
 }
 
 static void begin_call(struct lcpu_state *cs)
@@ -102,14 +112,13 @@ static int lua_bus_access(void *opaque, struct vcpu *c, uint64_t offset, uint8_t
   struct lhandler *h = opaque;
   struct lcpu_state *cs = c->user;
   lua_State *co = cs->co;
-  struct lstate *st = h->owner->st;
   int rc = 0;
 
   if (!lock_for_call(h->owner, c))
     return -1;
   if (h->slot == 0) {
     /* Removed after this vCPU found it: as if it were never there. */
-    ctl_release(st);
+    unlock_after_call(h->owner, c);
     return vcpu_unhandled(c, h->space, h->base + offset, data, size, write);
   }
   lua_rawgeti(co, CO_HANDLERS, h->slot);
@@ -135,7 +144,7 @@ static int lua_bus_access(void *opaque, struct vcpu *c, uint64_t offset, uint8_t
       rc = store_read_result(c, co, data, size, what);
   }
   lua_settop(co, CO_BASE);
-  ctl_release(st);
+  unlock_after_call(h->owner, c);
   return rc;
 }
 
@@ -163,7 +172,7 @@ static int hypercall_access(void *opaque, struct vcpu *c, uint64_t offset, uint8
     lua_settop(co, CO_BASE);
     int policy = atomic_load(&c->vm->unhandled);
     if (policy == UNHANDLED_STOP) {
-      ctl_release(v->st);
+      unlock_after_call(v, c);
       return vcpu_fault(c, VCPU_FAULT_HYPERCALL,
                         "unknown hypercall %u (rdi 0x%llx, rsi 0x%llx): no vm:on_hypercall(%u, ...) "
                         "handler is registered", nr, (unsigned long long)r->rdi,
@@ -172,7 +181,7 @@ static int hypercall_access(void *opaque, struct vcpu *c, uint64_t offset, uint8
     if (policy == UNHANDLED_IGNORE || v->unhandled_slot == 0) {
       r->rax = (uint64_t)(int64_t)HYPERCALL_ENOSYS;
       vcpu_regs_changed(c);
-      ctl_release(v->st);
+      unlock_after_call(v, c);
       return 0;
     }
     /* The catch-all sees it as ("hypercall", nr). */
@@ -219,7 +228,7 @@ static int hypercall_access(void *opaque, struct vcpu *c, uint64_t offset, uint8
     vcpu_regs_changed(c);
   }
   lua_settop(co, CO_BASE);
-  ctl_release(v->st);
+  unlock_after_call(v, c);
   return rc;
 }
 
@@ -236,7 +245,7 @@ static int unhandled_call(void *opaque, struct vcpu *c, enum bus_space space, ui
   if (!lock_for_call(v, c))
     return -1;
   if (v->unhandled_slot == 0) {
-    ctl_release(v->st);
+    unlock_after_call(v, c);
     if (!write)
       memset(data, 0xff, size);
     return 0;
@@ -272,7 +281,7 @@ static int unhandled_call(void *opaque, struct vcpu *c, enum bus_space space, ui
     }
   }
   lua_settop(co, CO_BASE);
-  ctl_release(v->st);
+  unlock_after_call(v, c);
   return rc;
 }
 
@@ -478,7 +487,7 @@ void lhandler_install(lua_State *L, struct lvm *v, int vm_idx)
 
   vm->unhandled_fn = unhandled_call;
   vm->unhandled_opaque = v;
-  if (bus_add(&vm->pio, HYPERCALL_PORT, 4, hypercall_access, v, "hypercall", BUS_LUA, err) < 0)
+  if (bus_add(&vm->pio, HYPERCALL_PORT, 4, hypercall_access, v, "hypercall", BUS_LUA | BUS_HYPERCALL, err) < 0)
     lu_errorf(L, "vmm.vm: %s", err);
 }
 

@@ -46,6 +46,7 @@ struct lcpu_state {
   struct lvm *owner;
   lua_State *co;
   _Atomic int in_lua; /* a handler is running: a kick arms the stop hook */
+  bool caller_holds_lock; /* vm:dispatch calls handlers from Lua */
 };
 
 struct lhandler;
@@ -86,6 +87,9 @@ const char *lvm_reason_name(int reason);
 void lrun_add_methods(lua_State *L);
 void lrun_shutdown(lua_State *L, struct lvm *v);
 bool lrun_on_own_vcpu(struct lvm *v);
+
+/* ltrace.c */
+void ltrace_add_methods(lua_State *L);
 
 /* lstats.c */
 void lstats_add_methods(lua_State *L);

@@ -107,6 +107,11 @@ int vcpu_fault_with(struct vcpu *c, int reason, const char *body, const char *fm
 
 void vcpu_clear_stop(struct vcpu *c);
 
+/* One access on a bus, as an exit would make it: the range's handler, or
+ * the unhandled policy; counted, timed and traced (exit.c). */
+int vcpu_access(struct vcpu *c, enum bus_space space, uint64_t addr, uint8_t *data,
+                uint32_t size, bool write);
+
 /* Applies the VM's policy to an access no range claims (exit.c). */
 int vcpu_unhandled(struct vcpu *c, enum bus_space space, uint64_t addr, uint8_t *data,
                    uint32_t size, bool write);

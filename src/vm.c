@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "trace.h"
 #include "vcpu.h"
 
 int vm_create(struct vm **out, struct kvm *kvm, int ncpus, char *err)
@@ -66,6 +67,7 @@ void vm_destroy(struct vm *vm)
     return;
   vm_join(vm);
   vm_flush_devices(vm);
+  trace_close(atomic_load(&vm->trace), NULL);
   for (int i = 0; i < vm->ncpus; i++)
     vcpu_destroy(vm->cpus[i]);
   free(vm->cpus);

@@ -12,6 +12,7 @@
 #include "mem.h"
 
 struct vcpu;
+struct trace;
 
 /* What happens to an access no range claims. */
 enum unhandled_policy {
@@ -54,6 +55,8 @@ struct vm {
   int threads_active;   /* started and not finished */
   int threads_parked;   /* paused, waiting in their thread */
   int first_stop;       /* the vCPU whose stop ended the run for all, or -1 */
+
+  _Atomic(struct trace *) trace; /* recording exits, or NULL */
 
   _Atomic int unhandled;
   unhandled_fn *unhandled_fn;
