@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "err.h"
 #include "lvmm.h"
@@ -154,6 +155,30 @@ static int m_supported_cpuid(lua_State *L)
   return 1;
 }
 
+/* vmm.now() -> seconds on the monotonic clock */
+static int m_now(lua_State *L)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  lua_pushnumber(L, (lua_Number)t.tv_sec + (lua_Number)t.tv_nsec / 1e9);
+  return 1;
+}
+
+/* vmm.sleep(seconds): sleeps without the control-plane lock, so VMs
+ * running in the background can call their Lua handlers meanwhile. A
+ * signal (Ctrl-C) ends the sleep early. */
+static int m_sleep(lua_State *L)
+{
+  lua_Number s = luaL_checknumber(L, 1);
+  luaL_argcheck(L, s >= 0 && s < 1e9, 1, "seconds must be from 0 to 1e9");
+  struct timespec t = { (time_t)s, (long)((s - (lua_Number)(time_t)s) * 1e9) };
+  struct lstate *st = lstate_get(L);
+  ctl_release(st);
+  nanosleep(&t, NULL);
+  ctl_acquire(st);
+  return 0;
+}
+
 /* vmm.parse_size("64M") -> 67108864 */
 static int m_parse_size(lua_State *L)
 {
@@ -167,6 +192,8 @@ static const luaL_Reg module_fns[] = {
   { "capabilities", m_capabilities },
   { "supported_cpuid", m_supported_cpuid },
   { "parse_size", m_parse_size },
+  { "now", m_now },
+  { "sleep", m_sleep },
   { NULL, NULL },
 };
 

@@ -11,6 +11,21 @@ core.methods.cpu.set_mode = function(cpu, mode, opts)
   return require("vmm.mode").set(cpu, mode, opts)
 end
 
+-- cpu:run_until(pred, { timeout = s }) steps until pred(exit) is true and
+-- returns that exit, still pending; nil, "timeout" or nil, exit when the
+-- time runs out or the guest stops first.
+core.methods.cpu.run_until = function(cpu, pred, opts)
+  local deadline = core.now() + (opts and opts.timeout or 10)
+  while true do
+    local left = deadline - core.now()
+    if left <= 0 then return nil, "timeout" end
+    local e = cpu:step{ timeout = left }
+    if e.reason == "timeout" then return nil, "timeout" end
+    if pred(e) then return e end
+    if e.reason ~= "io" and e.reason ~= "mmio" then return nil, e end
+  end
+end
+
 -- Submodules load on first use: vmm.mode, vmm.guest, ...
 return setmetatable(vmm, {
   __index = function(t, name)
