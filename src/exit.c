@@ -19,6 +19,7 @@
 #include "trace.h"
 #include "vcpu.h"
 #include "vm.h"
+#include "vmm.h"
 
 /* The vCPU this thread is running, for the signal handlers. Written before
  * signals can reach it, so the handlers never trigger TLS allocation. */
@@ -51,28 +52,33 @@ static void on_kick(int sig, siginfo_t *info, void *ctx)
     if (info->si_code == SI_TIMER)
       vm_request_stop(c->vm, VCPU_TIMEOUT, 0);
     set_immediate_exit(c);
-    if (c->on_kick != NULL)
-      c->on_kick(c);
   }
   errno = saved;
 }
 
 /* The VM that Ctrl-C stops: the one being run or waited for. */
 static struct vm *_Atomic interrupt_target;
+static volatile sig_atomic_t interrupted;
+
+int luavmm_interrupted(void)
+{
+  int was = interrupted;
+  interrupted = 0;
+  return was;
+}
 
 static void on_interrupt(int sig)
 {
   (void)sig;
   int saved = errno;
   struct vm *vm = atomic_load(&interrupt_target);
-  if (vm != NULL)
+  if (vm != NULL) {
     vm_request_stop(vm, VCPU_INTERRUPTED, 0);
-  struct vcpu *c = current;
-  if (c != NULL) {
-    set_immediate_exit(c);
-    if (c->on_kick != NULL)
-      c->on_kick(c);
+    interrupted = 1;
   }
+  struct vcpu *c = current;
+  if (c != NULL)
+    set_immediate_exit(c);
   errno = saved;
 }
 

@@ -23,9 +23,13 @@ struct vcpu *lcpu_check(lua_State *L, int idx, struct lcpu **out)
  * from its own thread (a handler) or when it is not running at all. */
 static struct vcpu *check_quiet(lua_State *L, int idx)
 {
-  struct vcpu *c = lcpu_check(L, idx, NULL);
-  if (atomic_load(&c->running) && !pthread_equal(c->thread, pthread_self()))
-    lu_errorf(L, "cpu %d is running; stop the VM before using its registers", c->id);
+  struct lcpu *p;
+  struct vcpu *c = lcpu_check(L, idx, &p);
+  bool own_thread = vcpu_current() == c;
+  /* A started VM counts as running from vm:start on, even before its
+   * thread reaches KVM_RUN. */
+  if (((p->owner->threaded && !p->owner->paused) || atomic_load(&c->running)) && !own_thread)
+    lu_errorf(L, "cpu %d is running; stop or pause the VM before using its registers", c->id);
   return c;
 }
 

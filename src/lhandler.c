@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "lvmm.h"
+#include "stats.h"
 #include "vcpu.h"
 
 #define HYPERCALL_PORT 0xabba
@@ -95,14 +96,43 @@ static void unlock_after_call(struct lvm *v, struct vcpu *c)
     ctl_release(v->st);
 }
 
+/* Every handler call runs with a count hook. It lets a waiting thread have
+ * the control-plane lock now and then (so the REPL, vm:stop and the other
+ * vCPUs are not shut out by a long handler), and it ends a handler that is
+ * still running STOP_GRACE after the VM was asked to stop: a handler that
+ * never returns can always be stopped. */
+#define HOOK_COUNT 1000
+#define STOP_GRACE_NS 100000000ull /* 100 ms */
+
+static void handler_hook(lua_State *co, lua_Debug *ar)
+{
+  (void)ar;
+  struct lcpu_state *cs = *(struct lcpu_state **)lua_getextraspace(co);
+  struct vm *vm = cs->owner->vm;
+  int req = atomic_load(&vm->stop_request);
+  if (req != VCPU_RUNNING && req != VCPU_PAUSED) {
+    uint64_t now = stats_now_ns();
+    if (cs->stop_seen == 0)
+      cs->stop_seen = now;
+    else if (now - cs->stop_seen > STOP_GRACE_NS)
+      luaL_error(co, "the VM was stopped while this handler ran");
+  }
+  if (ctl_contended(&cs->owner->st->lock) && !cs->caller_holds_lock) {
+    ctl_release(cs->owner->st);
+    ctl_acquire(cs->owner->st);
+    if (atomic_load(&cs->owner->closing))
+      luaL_error(co, "the VM was closed while this handler ran");
+  }
+}
+
 static void begin_call(struct lcpu_state *cs)
 {
-  atomic_store(&cs->in_lua, 1);
+  cs->stop_seen = 0;
+  lua_sethook(cs->co, handler_hook, LUA_MASKCOUNT, HOOK_COUNT);
 }
 
 static void end_call(struct lcpu_state *cs)
 {
-  atomic_store(&cs->in_lua, 0);
   lua_sethook(cs->co, NULL, 0, 0);
 }
 
@@ -285,24 +315,6 @@ static int unhandled_call(void *opaque, struct vcpu *c, enum bus_space space, ui
   return rc;
 }
 
-/* ---- the stop hook: interrupts a handler that does not return ---- */
-
-static void stop_hook(lua_State *L, lua_Debug *ar)
-{
-  (void)ar;
-  lua_sethook(L, NULL, 0, 0);
-  lu_errorf(L, "the VM was stopped while this handler ran");
-}
-
-/* Called from the kick signal handler on the vCPU's own thread. lua_sethook
- * is safe there: Lua's own interpreter does the same on SIGINT. */
-void lhandler_kick(struct vcpu *c)
-{
-  struct lcpu_state *cs = c->user;
-  if (cs != NULL && atomic_load(&cs->in_lua))
-    lua_sethook(cs->co, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
-}
-
 /* ---- registration (under the control-plane lock, from Lua) ---- */
 
 static int new_slot(lua_State *L, struct lvm *v, int vm_idx, int fn_idx)
@@ -477,9 +489,8 @@ void lhandler_install(lua_State *L, struct lvm *v, int vm_idx)
     struct lcpu_state *cs = &v->cpus[i];
     cs->owner = v;
     cs->co = co;
-    atomic_init(&cs->in_lua, 0);
+    *(struct lcpu_state **)lua_getextraspace(co) = cs;
     vm->cpus[i]->user = cs;
-    vm->cpus[i]->on_kick = lhandler_kick;
   }
   lua_setfield(L, t, "threads");
   lua_setfield(L, t, "cpus");

@@ -12,12 +12,12 @@
 
 void ctl_acquire(struct lstate *st)
 {
-  pthread_mutex_lock(&st->lock);
+  ctl_lock(&st->lock);
 }
 
 void ctl_release(struct lstate *st)
 {
-  pthread_mutex_unlock(&st->lock);
+  ctl_unlock(&st->lock);
 }
 
 struct lstate *lstate_get(lua_State *L)
@@ -51,8 +51,8 @@ static int state_gc(lua_State *L)
     kvm_close(&st->kvm);
   st->kvm_open = false;
   /* The closing thread holds the lock; every VM is already gone. */
-  pthread_mutex_unlock(&st->lock);
-  pthread_mutex_destroy(&st->lock);
+  ctl_unlock(&st->lock);
+  ctl_destroy(&st->lock);
   return 0;
 }
 
@@ -60,8 +60,8 @@ static struct lstate *state_new(lua_State *L)
 {
   struct lstate *st = lua_newuserdatauv(L, sizeof *st, 0);
   memset(st, 0, sizeof *st);
-  pthread_mutex_init(&st->lock, NULL);
-  pthread_mutex_lock(&st->lock);
+  ctl_init(&st->lock);
+  ctl_lock(&st->lock);
   lua_newtable(L);
   lua_pushcfunction(L, state_gc);
   lua_setfield(L, -2, "__gc");
@@ -70,14 +70,27 @@ static struct lstate *state_new(lua_State *L)
   return st;
 }
 
+/* The state without raising: these run around blocking reads. */
+static struct lstate *lstate_peek(lua_State *L)
+{
+  lua_getfield(L, LUA_REGISTRYINDEX, STATE_KEY);
+  struct lstate *st = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return st;
+}
+
 void luavmm_unlock(lua_State *L)
 {
-  ctl_release(lstate_get(L));
+  struct lstate *st = lstate_peek(L);
+  if (st != NULL)
+    ctl_release(st);
 }
 
 void luavmm_lock(lua_State *L)
 {
-  ctl_acquire(lstate_get(L));
+  struct lstate *st = lstate_peek(L);
+  if (st != NULL)
+    ctl_acquire(st);
 }
 
 /* vmm.available() -> true | false, message */
@@ -179,6 +192,14 @@ static int m_sleep(lua_State *L)
   return 0;
 }
 
+/* vmm.stats_on_close(true): every VM prints its exit statistics to stderr
+ * when it is closed or collected (luavmm --stats). */
+static int m_stats_on_close(lua_State *L)
+{
+  lstate_get(L)->stats_on_close = lua_toboolean(L, 1);
+  return 0;
+}
+
 /* vmm.parse_size("64M") -> 67108864 */
 static int m_parse_size(lua_State *L)
 {
@@ -193,6 +214,7 @@ static const luaL_Reg module_fns[] = {
   { "supported_cpuid", m_supported_cpuid },
   { "parse_size", m_parse_size },
   { "now", m_now },
+  { "stats_on_close", m_stats_on_close },
   { "sleep", m_sleep },
   { NULL, NULL },
 };

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ctl.h"
 #include "kvm.h"
 #include "vm.h"
 
@@ -23,9 +24,10 @@ struct vcpu;
  * thread runs Lua holds it. The thread that loads the module takes it at
  * once and keeps it except while it blocks in a run, a wait or at a prompt. */
 struct lstate {
-  pthread_mutex_t lock;
+  struct ctl lock;
   struct kvm kvm;
   bool kvm_open;
+  bool stats_on_close; /* luavmm --stats: each VM prints its statistics */
 };
 
 void ctl_acquire(struct lstate *st);
@@ -45,8 +47,8 @@ int lstate_kvm(lua_State *L, struct lstate *st); /* opens /dev/kvm or raises */
 struct lcpu_state {
   struct lvm *owner;
   lua_State *co;
-  _Atomic int in_lua; /* a handler is running: a kick arms the stop hook */
-  bool caller_holds_lock; /* vm:dispatch calls handlers from Lua */
+  uint64_t stop_seen;      /* when a running handler first saw a stop request */
+  bool caller_holds_lock;  /* vm:dispatch calls handlers from Lua */
 };
 
 struct lhandler;
@@ -111,7 +113,6 @@ int lhandler_set_hypercall(lua_State *L, struct lvm *v, int vm_idx);
 void lhandler_install(lua_State *L, struct lvm *v, int vm_idx);
 void lhandler_free_all(struct lvm *v);
 int lhandler_set_unhandled(lua_State *L, struct lvm *v, int vm_idx, int arg);
-void lhandler_kick(struct vcpu *c);
 
 /* ldev.c */
 void ldev_add_methods(lua_State *L);

@@ -59,8 +59,10 @@ static void *vcpu_thread(void *arg)
     int reason = vcpu_run(c, false);
     if (reason == VCPU_PAUSED && park(c))
       continue;
-    if (reason == VCPU_PAUSED) /* stopped while parked */
+    if (reason == VCPU_PAUSED) { /* stopped while parked: that stop is the reason */
+      vcpu_clear_stop(c);
       vcpu_stop(c, atomic_load(&vm->stop_request), atomic_load(&vm->stop_code));
+    }
     break;
   }
   if (ends_run(c->stop.reason)) {

@@ -58,8 +58,7 @@ struct vcpu {
     char *message;      /* for faults: headline, registers, code bytes */
   } stop;
 
-  void *user;                      /* the bindings' per-vCPU state */
-  void (*on_kick)(struct vcpu *c); /* called from the kick signal handler */
+  void *user;            /* the bindings' per-vCPU state */
 };
 
 int vcpu_create(struct vcpu **out, struct vm *vm, int id, char *err);

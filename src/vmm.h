@@ -12,7 +12,13 @@
 int luaopen_vmm_core(lua_State *L);
 int luaopen_vmm(lua_State *L);
 
+/* Neither raises; both do nothing if the module is not loaded in L. */
 void luavmm_unlock(lua_State *L);
 void luavmm_lock(lua_State *L);
+
+/* Nonzero once Ctrl-C has stopped a VM run or wait; reading clears it.
+ * Such a run raises "interrupted"; this tells the program without parsing
+ * the message. */
+int luavmm_interrupted(void);
 
 #endif
