@@ -217,11 +217,35 @@ static int vm_on_unhandled(lua_State *L)
   return lhandler_set_unhandled(L, v, 1, 2);
 }
 
+/* Prints the VM's statistics with vmm.stats.format; a failure to do so
+ * is reported, never raised (this runs from __gc too). */
+static int print_stats(lua_State *L)
+{
+  struct lvm *v = lua_touserdata(L, 1);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "vmm.stats");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "format");
+  lstats_push(L, v->vm);
+  lua_pushfstring(L, "luavmm statistics for vmm.vm %p", (void *)v);
+  lua_call(L, 2, 1);
+  fprintf(stderr, "%s\n", lua_tostring(L, -1));
+  return 0;
+}
+
 static void close_vm(lua_State *L, struct lvm *v)
 {
   if (v->vm == NULL)
     return;
   lrun_shutdown(L, v);
+  if (v->st->stats_on_close) {
+    lua_pushcfunction(L, print_stats);
+    lua_pushlightuserdata(L, v);
+    if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+      fprintf(stderr, "luavmm: cannot print statistics: %s\n", lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+  }
   vm_destroy(v->vm);
   v->vm = NULL;
   lhandler_free_all(v);
