@@ -3,9 +3,10 @@
 # with symbols, for objdump -d. Included by the top Makefile.
 #
 # A guest's mode is the list it is in. C guests link against the runtime in
-# guests/rt/ (start code, console, printf, string functions), built once per
-# width. Objects go to $(BUILD)/guests/obj/<width>/, so one pattern rule per
-# width serves guests and runtime alike.
+# guests/rt/ (SMP start code, console, printf and snprintf, cpu_id, string
+# functions), built once per width. Objects go to
+# $(BUILD)/guests/obj/<width>/, so one pattern rule per width serves guests
+# and runtime alike.
 #
 # 32-bit builds need no gcc-multilib: the guests never link libc or libgcc
 # (we link with ld), and the runtime avoids the 64-bit division that would
@@ -13,11 +14,11 @@
 
 GUESTS_16 := hello16
 GUESTS_32 := hello32
-GUESTS_64 := hello64 hypercall64 mmio64
+GUESTS_64 := hello64 hypercall64 mmio64 smp64 spin64
 
 GUEST_OUT := $(BUILD)/guests
 GUEST_OBJ := $(GUEST_OUT)/obj
-GUEST_RT := crt0 console string
+GUEST_RT := crt0 console format smp string
 
 GUEST_CC := gcc
 GUEST_LD := ld

@@ -28,10 +28,24 @@
  *              mapped (2 MiB pages) and SSE enabled. The VMM's GDT is at
  *              0x500 and its page tables at 0x1000-0x6fff, so a guest never
  *              writes below 0x8000. The runtime's start code (rt/crt0.S)
- *              sets up its own 16 KiB stack and zeroes .bss, so guests do
- *              not depend on the VMM's rsp. Guest addresses are physical
+ *              sets up its own stacks (16 KiB per CPU) and zeroes .bss, so
+ *              guests do not depend on the VMM's rsp. Guest addresses are physical
  *              addresses (paging is off or an identity map), so a pointer
  *              can be handed to the host as is.
+ *
+ *   SMP        A C guest may run on up to LUAVMM_MAX_CPUS vCPUs at once.
+ *              There is no interrupt controller and no INIT/SIPI: every
+ *              vCPU enters at the same entry point with the same registers,
+ *              and cpu_id() (CPUID leaf 1, EBX[31:24], which luavmm sets to
+ *              the vCPU's index) tells them apart. crt0 gives each CPU its
+ *              own stack; CPU 0 zeroes .bss while the others wait, then
+ *              every CPU calls main(). main's return value is the exit code
+ *              on CPU 0 only: there it goes to exit(), which ends the run
+ *              for every CPU; on any other CPU returning from main halts
+ *              that CPU alone. `hlt` ends only the vCPU that runs it, and
+ *              the run ends when all have ended. printf and puts hold a
+ *              console lock for the whole call, so lines from different
+ *              CPUs do not interleave.
  *
  * Everything here works in both 32-bit and 64-bit builds unless it says
  * otherwise. The runtime (guests/rt/) provides the functions declared at
@@ -40,13 +54,21 @@
 #ifndef LUAVMM_H
 #define LUAVMM_H
 
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-
 #define LUAVMM_CONSOLE_PORT 0xE9
 #define LUAVMM_EXIT_PORT 0xF4
 #define LUAVMM_HYPERCALL_PORT 0xABBA
+
+/* The runtime's stacks: one per CPU, for CPU indexes 0 to MAX_CPUS - 1. */
+#define LUAVMM_MAX_CPUS 16
+#define LUAVMM_STACK_SIZE 16384
+
+/* Plain numbers up to here, which crt0.S includes this header for; the
+ * assembler sees nothing below. */
+#ifndef __ASSEMBLER__
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* ---- port I/O ---- */
 
@@ -251,7 +273,61 @@ static inline unsigned long hypercall6(uint32_t nr, unsigned long a1, unsigned l
 #pragma GCC poison hypercall4 hypercall5 hypercall6
 #endif
 
+/* ---- SMP: spinning, spinlocks ----
+ * For counters and flags shared between CPUs, <stdatomic.h> works in these
+ * freestanding builds: gcc provides it, and atomics up to the register
+ * width (8 bytes in a 64-bit guest, 4 in a 32-bit one) are inline `lock`
+ * instructions. Wider ones call libatomic, which guests do not have: the
+ * link fails naming __atomic_*_8. What <stdatomic.h> lacks is below.
+ * Interrupts are always off in these guests, so a spinlock never needs to
+ * disable them. */
+
+/* The spin-wait hint: `pause` tells the CPU (and a hypervisor watching
+ * for spinning vCPUs) that this is a busy-wait loop. */
+static inline void cpu_relax(void)
+{
+  __asm__ volatile("pause" : : : "memory");
+}
+
+/* A spinlock; all zeroes (SPINLOCK_INIT, or .bss) is unlocked. */
+typedef struct {
+  int locked;
+} spinlock_t;
+
+#define SPINLOCK_INIT { 0 }
+
+/* Takes the lock if it is free: nonzero when it did. */
+static inline int spin_trylock(spinlock_t *l)
+{
+  return __atomic_exchange_n(&l->locked, 1, __ATOMIC_ACQUIRE) == 0;
+}
+
+/* Test-and-test-and-set: the `xchg` (a locked, fully ordered instruction)
+ * only when the lock looks free, so waiting CPUs spin on reads of its
+ * cache line instead of taking it over with a write each time. */
+static inline void spin_lock(spinlock_t *l)
+{
+  while (!spin_trylock(l))
+    while (__atomic_load_n(&l->locked, __ATOMIC_RELAXED))
+      cpu_relax();
+}
+
+static inline void spin_unlock(spinlock_t *l)
+{
+  __atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE);
+}
+
 /* ---- the runtime (guests/rt/) ---- */
+
+/* This CPU's index, 0 to the VM's vCPU count - 1: CPUID leaf 1's initial
+ * APIC ID, which luavmm sets to the vCPU's index. CPUID is a VM exit under
+ * hardware virtualization (KVM answers it in the kernel; the VMM never
+ * sees it), so keep the result rather than calling this in a hot loop. */
+int cpu_id(void);
+
+/* Halts this CPU for good (`cli; hlt`); on an SMP guest the others go on.
+ * The VMM ends this vCPU's part of the run with reason "hlt". */
+__attribute__((noreturn)) void cpu_halt(void);
 
 /* Console output through port 0xE9. puts adds a newline, like C's. */
 int putchar(int c);
@@ -263,6 +339,13 @@ int puts(const char *s);
 int printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
+/* The same formatting into buf, as C's: at most size - 1 characters and a
+ * terminating NUL (nothing when size is 0). Returns the length the whole
+ * output would have had, so a result >= size means it was cut short. */
+int snprintf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 /* Writes code to the exit port and halts for good. */
 __attribute__((noreturn)) void exit(int code);
 
@@ -273,4 +356,5 @@ int memcmp(const void *a, const void *b, size_t n);
 size_t strlen(const char *s);
 int strcmp(const char *a, const char *b);
 
+#endif /* __ASSEMBLER__ */
 #endif
