@@ -112,6 +112,22 @@ local function guest_path(name)
   return dir .. "/../build/guests/" .. name
 end
 
+-- The machine: the device at BASE, the console and exit ports in C, and
+-- (with opts.guest) the guest loaded and the CPU in long mode. Without a
+-- guest it is what scripts/trace.lua replays a trace against.
+local function machine(opts)
+  local vm = vmm.vm{ memory = "64M", unhandled = "stop" }
+  if opts.guest then
+    vm:load(opts.guest, mode.layout.entry)
+    vm:cpu(0):set_mode("long") -- maps the first 4 GiB, so 0xD0000000 is reachable
+  end
+  vm:debugcon{ port = 0xe9, path = opts.console }
+  vm:debug_exit{ port = 0xf4 }
+  local dev = (opts.new_device or new_device){ trace = opts.trace }
+  vm:on_mmio(BASE, SIZE, dev.mmio)
+  return vm, dev
+end
+
 local function main(args)
   local trace
   for _, a in ipairs(args) do
@@ -132,14 +148,7 @@ local function main(args)
   end
   f:close()
 
-  local vm <close> = vmm.vm{ memory = "64M", unhandled = "stop" }
-  vm:load(path, mode.layout.entry)
-  vm:cpu(0):set_mode("long")   -- maps the first 4 GiB, so 0xD0000000 is reachable
-  vm:debugcon{ port = 0xe9 }
-  vm:debug_exit{ port = 0xf4 }
-
-  local dev = new_device{ trace = trace }
-  vm:on_mmio(BASE, SIZE, dev.mmio)
+  local vm <close> = machine{ guest = path, trace = trace }
 
   local result = vm:run{ timeout = 5 }
   if result.reason == "exit" then
@@ -150,4 +159,10 @@ local function main(args)
   return 1
 end
 
+-- Loaded by another script (scripts/trace.lua) with "--module": hand over
+-- the device and the machine instead of running.
+if ... == "--module" then
+  return { new_device = new_device, machine = machine, guest_path = guest_path,
+           crc32_byte = crc32_byte }
+end
 os.exit(main(arg or {}))
