@@ -4,14 +4,17 @@
 #   make run      build, then boot the hello guest
 #   make test     build, then run every test; ends with "N passed, N failed"
 #   make install  PREFIX=/usr/local: program, module and Lua library
+#   make test SANITIZE=thread (or address,undefined): the same tests on a
+#                 sanitizer build in build/san-<name>/
 #
 # Missing Debian packages are installed on the way (apt-get as root, sudo
 # otherwise) by scripts/deps.sh.
 
 PREFIX ?= /usr/local
 V ?= 0
+comma := ,
+BUILD ?= $(if $(SANITIZE),build/san-$(subst $(comma),-,$(SANITIZE)),build)
 Q := $(if $(filter 1,$(V)),,@)
-BUILD ?= build
 CC := gcc
 
 BUILD_DEPS := gcc make pkg-config binutils lua5.4 liblua5.4-dev libedit-dev
@@ -70,8 +73,18 @@ include guests/guests.mk
 run: all
 	$(BUILD)/luavmm scripts/hello.lua
 
+# A sanitizer's runtime must be in the process before the module is: the
+# specs run in stock lua5.4, so it is preloaded there.
+SAN_LIB = $(if $(findstring thread,$(SANITIZE)),tsan,$(if $(findstring address,$(SANITIZE)),asan,$(if $(findstring undefined,$(SANITIZE)),ubsan)))
+SAN_RUNTIME = $(if $(SAN_LIB),$(shell $(CC) -print-file-name=lib$(SAN_LIB).so))
+
+# Any sanitizer report fails the test that triggered it.
+SAN_ENV := TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
+           ASAN_OPTIONS="detect_leaks=1 abort_on_error=0" \
+           UBSAN_OPTIONS="halt_on_error=1 print_stacktrace=1"
+
 test: all test-deps $(C_TESTS)
-	@BUILD=$(BUILD) lua5.4 tests/run.lua
+	@BUILD=$(BUILD) LUAVMM_PRELOAD=$(SAN_RUNTIME) $(SAN_ENV) lua5.4 tests/run.lua
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 \

@@ -24,10 +24,12 @@ local function list(dir, suffix)
   return files
 end
 
--- Reads TAP lines ("ok N - name", "not ok N - name") from a command.
+-- Reads TAP lines ("ok N - name", "not ok N - name", the plan "1..N")
+-- from a command. A run that dies before its plan (a crash, a sanitizer
+-- aborting it) counts as one more failure, so it cannot pass by omission.
 local function run_tap(cmd, label)
   local p = io.popen(cmd .. " 2>&1")
-  local seen = 0
+  local seen, plan = 0, nil
   for line in p:lines() do
     io.write(line, "\n")
     if line:match("^ok %d+") then
@@ -35,12 +37,15 @@ local function run_tap(cmd, label)
     elseif line:match("^not ok %d+") then
       failed, seen = failed + 1, seen + 1
       failures[#failures + 1] = label .. ": " .. line
+    elseif line:match("^1%.%.%d+$") then
+      plan = tonumber(line:match("%d+$"))
     end
   end
-  local ok, how, code = p:close()
-  if not ok and seen == 0 then
+  local _, how, code = p:close()
+  if plan == nil or plan ~= seen then
     failed = failed + 1
-    failures[#failures + 1] = string.format("%s: exited (%s %s) before reporting", label, how, code)
+    failures[#failures + 1] = string.format("%s: stopped after %d of %s tests (%s %s)", label,
+                                            seen, plan or "?", how, code)
   end
   io.stdout:flush()
 end
@@ -49,12 +54,18 @@ local env = "LUA_CPATH=" .. sh_quote(build .. "/?.so;;")
   .. " LUA_PATH=" .. sh_quote("lua/?.lua;lua/?/init.lua;tests/?.lua;;")
   .. " LUAVMM_BUILD=" .. sh_quote(build)
 
+-- A sanitizer build's runtime, preloaded into lua5.4 (see the Makefile).
+local preload = os.getenv("LUAVMM_PRELOAD")
+local lua = (preload and preload ~= "" and ("LD_PRELOAD=" .. sh_quote(preload) .. " ") or "")
+  .. "lua5.4"
+
 print("== busted specs")
 local specs = list("tests", "_spec.lua")
 if #specs > 0 then
   local quoted = {}
   for i, f in ipairs(specs) do quoted[i] = sh_quote(f) end
-  run_tap(env .. " lua5.4 /usr/bin/busted --output=TAP " .. table.concat(quoted, " "), "busted")
+  run_tap(env .. " " .. lua .. " /usr/bin/busted --output=TAP " .. table.concat(quoted, " "),
+          "busted")
 end
 
 print("== C tests")
