@@ -67,14 +67,15 @@ int luavmm_interrupted(void)
   return was;
 }
 
+/* Ctrl-C or SIGTERM during a run or a wait: stop the VM; the stop's code
+ * is the signal, so the run can say "interrupted" or "terminated". */
 static void on_interrupt(int sig)
 {
-  (void)sig;
   int saved = errno;
   struct vm *vm = atomic_load(&interrupt_target);
   if (vm != NULL) {
-    vm_request_stop(vm, VCPU_INTERRUPTED, 0);
-    interrupted = 1;
+    vm_request_stop(vm, VCPU_INTERRUPTED, sig);
+    interrupted = sig;
   }
   struct vcpu *c = current;
   if (c != NULL)
@@ -423,6 +424,7 @@ int run_guard_begin(struct run_guard *g, struct vm *vm, double timeout, bool cat
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
     sigaction(SIGINT, &sa, &g->old_int);
+    sigaction(SIGTERM, &sa, &g->old_term);
     g->caught_sigint = true;
   }
   if (timeout > 0) {
@@ -448,8 +450,10 @@ void run_guard_end(struct run_guard *g)
 {
   if (g->has_timer)
     timer_delete(g->timer);
-  if (g->caught_sigint)
+  if (g->caught_sigint) {
     sigaction(SIGINT, &g->old_int, NULL);
+    sigaction(SIGTERM, &g->old_term, NULL);
+  }
   atomic_store(&interrupt_target, g->old_target);
   pthread_sigmask(SIG_SETMASK, &g->old_mask, NULL);
 }

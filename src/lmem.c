@@ -164,6 +164,14 @@ static int mem_lmap(lua_State *L)
   bool readonly = lu_optbool(L, 2, "readonly", false);
   if (readonly && !m->owner->st->kvm.readonly_mem)
     return lu_errorf(L, "memory:map: this host's KVM has no read-only memory slots");
+  uint64_t end;
+  const struct bus_range *mmio;
+  if (!readonly && !__builtin_add_overflow(gpa, size, &end) &&
+      (mmio = bus_overlap(&vm->mmio, gpa, size)) != NULL)
+    return lu_errorf(L, "memory:map: region '%s' [0x%llx, 0x%llx) overlaps the MMIO range of "
+                        "'%s' [0x%llx, 0x%llx); the guest would reach RAM, not the handler",
+                     name, (unsigned long long)gpa, (unsigned long long)end, mmio->name,
+                     (unsigned long long)mmio->base, (unsigned long long)(mmio->base + mmio->len));
   char err[ERR_LEN];
   if (mem_map(&vm->mem, vm->fd, gpa, size, readonly ? MEM_READONLY : 0, name, err) < 0)
     return lu_errorf(L, "memory:map: %s", err);

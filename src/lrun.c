@@ -7,6 +7,7 @@
  * caller waits without the control-plane lock. */
 #include <ctype.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,7 +142,7 @@ static int push_result(lua_State *L, struct vcpu *c, bool raise)
   if (raise && reason >= VCPU_FAULT)
     return lu_errorf(L, "%s", c->stop.message ? c->stop.message : lvm_reason_name(reason));
   if (raise && reason == VCPU_INTERRUPTED)
-    return lu_errorf(L, "interrupted");
+    return lu_errorf(L, "%s", c->stop.code == SIGTERM ? "terminated" : "interrupted");
   lua_createtable(L, 0, 6);
   if (reason >= VCPU_FAULT) {
     lua_pushliteral(L, "fault");

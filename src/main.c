@@ -132,7 +132,10 @@ bool main_terminated(void)
 static int msghandler(lua_State *L)
 {
   const char *msg = NULL;
-  if (luavmm_interrupted())
+  int sig = luavmm_interrupted();
+  if (sig == SIGTERM)
+    got_sigterm = 1;
+  else if (sig != 0)
     vm_interrupted = 1;
   if (lua_type(L, 1) == LUA_TSTRING) {
     msg = lua_tostring(L, 1);

@@ -14,13 +14,15 @@ struct run_guard {
   struct vm *old_target;
   sigset_t old_mask;
   struct sigaction old_int;
+  struct sigaction old_term;
   bool caught_sigint;
   bool has_timer;
   timer_t timer;
 };
 
 /* timeout > 0 arms a timer that stops the VM's vCPU running on this
- * thread; catch_sigint makes Ctrl-C stop vm until run_guard_end. */
+ * thread; catch_sigint makes Ctrl-C and SIGTERM stop vm until
+ * run_guard_end. */
 int run_guard_begin(struct run_guard *g, struct vm *vm, double timeout, bool catch_sigint);
 void run_guard_end(struct run_guard *g);
 

@@ -16,9 +16,9 @@ int luaopen_vmm(lua_State *L);
 void luavmm_unlock(lua_State *L);
 void luavmm_lock(lua_State *L);
 
-/* Nonzero once Ctrl-C has stopped a VM run or wait; reading clears it.
- * Such a run raises "interrupted"; this tells the program without parsing
- * the message. */
+/* The signal (SIGINT or SIGTERM) that last stopped a VM run or wait, or 0;
+ * reading clears it. Such a run raises "interrupted" or "terminated"; this
+ * tells the program without parsing the message. */
 int luavmm_interrupted(void);
 
 #endif

@@ -98,3 +98,14 @@ describe("vm.memory", function()
     assert.matches("not a regular file", H.error_of(vm.load, vm, "/tmp", 0))
   end)
 end)
+
+describe("memory and MMIO handlers", function()
+  it("may not overlap, whichever comes first", function()
+    local vm <close> = vmm.vm{ memory = "1M" }
+    vm:on_mmio(0x200000, 0x1000, function() end)
+    assert.matches("region 'late' %[0x200000, 0x201000%) overlaps the MMIO range of 'Lua handler",
+                   H.error_of(vm.memory.map, vm.memory, { gpa = 0x200000, size = 4096, name = "late" }))
+    -- a read-only region may sit under a handler: writes reach it
+    vm.memory:map{ gpa = 0x200000, size = 4096, name = "flash", readonly = true }
+  end)
+end)

@@ -19,7 +19,7 @@ static int debug_exit_access(void *opaque, struct vcpu *c, uint64_t offset, uint
   }
   uint32_t value = 0;
   memcpy(&value, data, size);
-  vm_request_stop(c->vm, VCPU_EXIT, value);
+  /* The run loop ends this vCPU; with several, the others stop as peers. */
   return vcpu_stop(c, VCPU_EXIT, value);
 }
 
