@@ -25,8 +25,7 @@ typedef int bus_fn(void *opaque, struct vcpu *cpu, uint64_t offset, uint8_t *dat
 
 #define BUS_NAME_LEN 96
 
-#define BUS_LUA 1u       /* the handler calls Lua: timed as Lua in the statistics */
-#define BUS_HYPERCALL 2u /* the hypercall port: traced as hypercalls */
+#define BUS_HYPERCALL 1u /* the hypercall port: traced as hypercalls */
 
 struct bus_range {
   uint64_t base;

@@ -134,13 +134,10 @@ int vcpu_unhandled(struct vcpu *c, enum bus_space space, uint64_t addr, uint8_t 
                     (unsigned long long)addr, size, size == 1 ? "" : "s", detail);
 }
 
-/* Adds a handler's time to C or Lua; accesses nobody claims count as Lua
- * only when a Lua catch-all handles them. */
-static void account(struct vcpu *c, const struct bus_range *r, uint64_t ns)
+/* Adds a handler's time to Lua's when it called Lua, else to C's. */
+static void account(struct vcpu *c, uint64_t ns)
 {
-  bool lua = r != NULL ? (r->flags & BUS_LUA) != 0
-                       : atomic_load_explicit(&c->vm->unhandled, memory_order_relaxed) == UNHANDLED_CALL;
-  if (lua) {
+  if (c->called_lua) {
     c->stats.lua_calls++;
     c->stats.lua_ns += ns;
   } else {
@@ -177,6 +174,7 @@ int vcpu_access(struct vcpu *c, enum bus_space space, uint64_t addr, uint8_t *da
   const struct bus_range *r = bus_find(space == SPACE_IO ? &vm->pio : &vm->mmio, addr, size);
   uint64_t t0 = stats_now_ns();
   int rc;
+  c->called_lua = false;
   if (t != NULL && r != NULL && (r->flags & BUS_HYPERCALL) && write) {
     rc = traced_hypercall(c, t, r, addr, data, size, write);
   } else {
@@ -186,7 +184,7 @@ int vcpu_access(struct vcpu *c, enum bus_space space, uint64_t addr, uint8_t *da
       trace_access(t, c, space == SPACE_IO ? TRACE_IO : TRACE_MMIO, write, size, addr,
                    le_value(data, size));
   }
-  account(c, r, stats_now_ns() - t0);
+  account(c, stats_now_ns() - t0);
   return rc;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dev/dev.h"
 #include "err.h"
 #include "lvmm.h"
 #include "stats.h"
@@ -125,8 +126,9 @@ static void handler_hook(lua_State *co, lua_Debug *ar)
   }
 }
 
-static void begin_call(struct lcpu_state *cs)
+static void begin_call(struct vcpu *c, struct lcpu_state *cs)
 {
+  c->called_lua = true; /* for the statistics: this exit's time is Lua's */
   cs->stop_seen = 0;
   lua_sethook(cs->co, handler_hook, LUA_MASKCOUNT, HOOK_COUNT);
 }
@@ -162,7 +164,7 @@ static int lua_bus_access(void *opaque, struct vcpu *c, uint64_t offset, uint8_t
   } else {
     lua_pushnil(co);
   }
-  begin_call(cs);
+  begin_call(c, cs);
   int status = lua_pcall(co, 4, 1, CO_MSGH);
   end_call(cs);
   if (status != LUA_OK || !write) {
@@ -194,6 +196,12 @@ static int hypercall_access(void *opaque, struct vcpu *c, uint64_t offset, uint8
   uint32_t nr = 0;
   memcpy(&nr, data, size);
   counter_add(&c->stats.hypercalls, nr, 1);
+  if (nr < HYPERCALL_CONSTANTS && atomic_load_explicit(&v->hc_const[nr].set, memory_order_acquire)) {
+    /* The C fast path: no Lua, no lock. */
+    r->rax = (uint64_t)atomic_load_explicit(&v->hc_const[nr].value, memory_order_relaxed);
+    vcpu_regs_changed(c);
+    return 0;
+  }
 
   if (!lock_for_call(v, c))
     return -1;
@@ -231,7 +239,7 @@ static int hypercall_access(void *opaque, struct vcpu *c, uint64_t offset, uint8
     lua_pushinteger(co, (lua_Integer)r->r9);
   }
   int nargs = lua_gettop(co) - CO_BASE - 1;
-  begin_call(cs);
+  begin_call(c, cs);
   int status = lua_pcall(co, nargs, 1, CO_MSGH);
   end_call(cs);
   char what[48];
@@ -295,7 +303,7 @@ static int unhandled_call(void *opaque, struct vcpu *c, enum bus_space space, ui
   } else {
     lua_pushnil(co);
   }
-  begin_call(cs);
+  begin_call(c, cs);
   int status = lua_pcall(co, 5, 1, CO_MSGH);
   end_call(cs);
   if (status != LUA_OK || !write) {
@@ -355,18 +363,29 @@ int lhandler_set(lua_State *L, struct lvm *v, enum bus_space space, uint64_t bas
   char err[ERR_LEN];
 
   const struct bus_range *exact = bus_exact(bus, base, len);
-  if (exact != NULL && exact->fn != lua_bus_access)
+  if (exact != NULL && exact->fn != lua_bus_access && !constant_is(exact))
     return lu_errorf(L, "%s: [0x%llx, 0x%llx) belongs to '%s', which is not a Lua handler", who,
                       (unsigned long long)base, (unsigned long long)(base + len), exact->name);
-  if (lua_isnil(L, fn_idx)) {
+  bool constant = lua_isinteger(L, fn_idx);
+  if (exact != NULL && constant && constant_is(exact)) {
+    constant_set(exact, (uint64_t)lua_tointeger(L, fn_idx));
+    return 0;
+  }
+  /* Removing, or changing between a function and a constant: the old
+   * range goes first. */
+  if (lua_isnil(L, fn_idx) || (exact != NULL && constant != constant_is(exact))) {
     void *opaque;
     if (exact == NULL || bus_remove(bus, base, &opaque) < 0)
-      return lu_errorf(L, "%s: no Lua handler covers exactly [0x%llx, 0x%llx) to remove", who,
+      return lu_errorf(L, "%s: no handler covers exactly [0x%llx, 0x%llx) to remove", who,
                         (unsigned long long)base, (unsigned long long)(base + len));
-    struct lhandler *h = opaque;
-    clear_slot(L, vm_idx, h->slot);
-    h->slot = 0;
-    return 0;
+    if (exact->fn == lua_bus_access) {
+      struct lhandler *h = opaque;
+      clear_slot(L, vm_idx, h->slot);
+      h->slot = 0;
+    } /* a constant stays allocated until the VM goes: a vCPU may still hold it */
+    if (lua_isnil(L, fn_idx))
+      return 0;
+    exact = NULL;
   }
   if (exact != NULL) {
     /* Same range: swap the function, keep the range. The next exit sees it. */
@@ -391,6 +410,11 @@ int lhandler_set(lua_State *L, struct lvm *v, enum bus_space space, uint64_t bas
                           (unsigned long long)r->gpa, (unsigned long long)(r->gpa + r->size));
     }
   }
+  if (constant) {
+    if (constant_attach(vm, bus, base, len, (uint64_t)lua_tointeger(L, fn_idx), err) < 0)
+      return lu_errorf(L, "%s: %s", who, err);
+    return 0;
+  }
   struct lhandler *h = calloc(1, sizeof *h);
   if (h == NULL)
     return lu_errorf(L, "%s: out of memory", who);
@@ -400,7 +424,7 @@ int lhandler_set(lua_State *L, struct lvm *v, enum bus_space space, uint64_t bas
   h->len = len;
   char name[BUS_NAME_LEN];
   handler_name(L, fn_idx, name, sizeof name);
-  if (bus_add(bus, base, len, lua_bus_access, h, name, BUS_LUA, err) < 0) {
+  if (bus_add(bus, base, len, lua_bus_access, h, name, 0, err) < 0) {
     free(h);
     return lu_errorf(L, "%s: %s", who, err);
   }
@@ -413,11 +437,18 @@ int lhandler_set(lua_State *L, struct lvm *v, enum bus_space space, uint64_t bas
 /* vm:on_hypercall(nr, fn|nil) */
 int lhandler_set_hypercall(lua_State *L, struct lvm *v, int vm_idx)
 {
-  (void)v;
   lua_Integer nr = luaL_checkinteger(L, 2);
   luaL_argcheck(L, nr >= 0 && nr <= 0xffffffffll, 2, "hypercall numbers are 0 to 2^32-1");
-  if (!lua_isnil(L, 3))
-    luaL_checktype(L, 3, LUA_TFUNCTION);
+  if (lua_isinteger(L, 3)) {
+    luaL_argcheck(L, nr < HYPERCALL_CONSTANTS, 2, "constant hypercalls are numbered 0 to 255");
+    atomic_store(&v->hc_const[nr].value, lua_tointeger(L, 3));
+    atomic_store(&v->hc_const[nr].set, true);
+  } else {
+    if (!lua_isnil(L, 3))
+      luaL_checktype(L, 3, LUA_TFUNCTION);
+    if (nr < HYPERCALL_CONSTANTS)
+      atomic_store(&v->hc_const[nr].set, false);
+  }
   lu_pushhandlers(L, vm_idx);
   lua_getfield(L, -1, "hypercalls");
   lua_pushvalue(L, 3);
@@ -498,7 +529,7 @@ void lhandler_install(lua_State *L, struct lvm *v, int vm_idx)
 
   vm->unhandled_fn = unhandled_call;
   vm->unhandled_opaque = v;
-  if (bus_add(&vm->pio, HYPERCALL_PORT, 4, hypercall_access, v, "hypercall", BUS_LUA | BUS_HYPERCALL, err) < 0)
+  if (bus_add(&vm->pio, HYPERCALL_PORT, 4, hypercall_access, v, "hypercall", BUS_HYPERCALL, err) < 0)
     lu_errorf(L, "vmm.vm: %s", err);
 }
 

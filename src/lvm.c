@@ -171,7 +171,8 @@ static int vm_map(lua_State *L)
   return 0;
 }
 
-/* on_io(port, [len,] fn|nil) and on_mmio(addr, len, fn|nil) */
+/* on_io(port, [len,] fn|value|nil) and on_mmio(addr, len, fn|value|nil):
+ * a function is a Lua handler, an integer a constant register in C. */
 static int set_handler(lua_State *L, enum bus_space space)
 {
   struct lvm *v = lvm_check(L, 1);
@@ -179,7 +180,8 @@ static int set_handler(lua_State *L, enum bus_space space)
   uint64_t base = lu_checkaddr(L, 2, space == SPACE_IO ? "port" : "address");
   uint64_t len = 1;
   int fn = 4;
-  if (lua_gettop(L) == 3 && (lua_isfunction(L, 3) || lua_isnil(L, 3)) && space == SPACE_IO) {
+  if (lua_gettop(L) == 3 && space == SPACE_IO &&
+      (lua_isfunction(L, 3) || lua_isnil(L, 3) || lua_isinteger(L, 3))) {
     fn = 3;
   } else {
     int ok;
@@ -187,10 +189,8 @@ static int set_handler(lua_State *L, enum bus_space space)
     luaL_argcheck(L, ok && n > 0, 3, "length must be a positive integer");
     len = (uint64_t)n;
   }
-  if (!lua_isnil(L, fn) && !lua_isnoneornil(L, fn))
-    luaL_checktype(L, fn, LUA_TFUNCTION);
-  else
-    luaL_argcheck(L, lua_isnil(L, fn), fn, "expected a function or nil");
+  luaL_argexpected(L, lua_isfunction(L, fn) || lua_isinteger(L, fn) || lua_isnil(L, fn), fn,
+                   "function, integer or nil");
   return lhandler_set(L, v, space, base, len, fn, who);
 }
 

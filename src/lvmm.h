@@ -44,6 +44,8 @@ int lstate_kvm(lua_State *L, struct lstate *st); /* opens /dev/kvm or raises */
 #define CO_HYPERCALLS 4
 #define CO_BASE 4
 
+#define HYPERCALL_CONSTANTS 256
+
 struct lcpu_state {
   struct lvm *owner;
   lua_State *co;
@@ -67,6 +69,10 @@ struct lvm {
   struct lcpu_state *cpus;
   int next_slot;
   int unhandled_slot;      /* handler-table slot of the on_unhandled function */
+  struct {                 /* vm:on_hypercall(nr, integer): answered in C */
+    _Atomic bool set;
+    _Atomic int64_t value;
+  } hc_const[256];
 };
 
 struct lcpu {

@@ -50,6 +50,7 @@ struct vcpu {
   bool exit_pending;     /* run holds an exit not yet dispatched (stepping) */
   bool needs_completion; /* a dispatched I/O exit KVM finishes at the next KVM_RUN */
   uint64_t exits;        /* userspace exits in the current run */
+  bool called_lua;       /* the access being dispatched called a Lua handler */
   struct vcpu_stats stats;
 
   struct {

@@ -383,3 +383,48 @@ describe("stepping", function()
     assert.matches("no I/O or MMIO exit is pending", H.error_of(vm:cpu(0).reply, vm:cpu(0), 1))
   end)
 end)
+
+describe("constant registers", function()
+  it("answer port, MMIO and hypercall reads in C, without Lua", function()
+    local code = "\xe4\x60\x88\x04\x25" .. u32(0x9010)                    -- in al, 0x60
+      .. "\xa1" .. u64(MMIO) .. "\x89\x04\x25" .. u32(0x9008)             -- mov eax, [MMIO]
+      .. "\xb8\x05\x00\x00\x00\x66\xba\xba\xab\xef\x48\x89\x04\x25" .. u32(0x9000) -- hypercall 5
+      .. "\xe6\x60" .. HLT                                                 -- a write: ignored
+    local vm <close> = H.long(code)
+    vm:on_io(0x60, 0x5a)
+    vm:on_mmio(MMIO, 0x1000, 0xabcdef)
+    vm:on_hypercall(5, 12345)
+    assert.equal("hlt", vm:run().reason)
+    assert.equal(0x5a, vm.memory:u8(0x9010))
+    assert.equal(0xabcdef, vm.memory:u32(0x9008))
+    assert.equal(12345, vm.memory:u64(0x9000))
+    local s = vm:stats()
+    assert.equal(4, s.handlers.c.calls)
+    assert.equal(0, s.handlers.lua.calls)
+  end)
+
+  it("change value in place, and swap with a Lua handler either way", function()
+    local vm <close> = H.real("\xe4\x60\xa2\x00\x05" .. HLT)
+    vm:on_io(0x60, 1)
+    vm:on_io(0x60, 2)
+    vm:run()
+    assert.equal(2, vm.memory:u8(0x500))
+    vm:on_io(0x60, function() return 3 end)
+    vm:cpu(0).rip = 0x8000
+    vm:run()
+    assert.equal(3, vm.memory:u8(0x500))
+    vm:on_io(0x60, 4)
+    vm:cpu(0).rip = 0x8000
+    vm:run()
+    assert.equal(4, vm.memory:u8(0x500))
+    vm:on_io(0x60, nil)
+    vm:cpu(0).rip = 0x8000
+    assert.matches("unhandled I/O read from port 0x60", H.error_of(vm.run, vm))
+  end)
+
+  it("limit constant hypercalls to numbers below 256", function()
+    local vm <close> = vmm.vm{ memory = "1M" }
+    assert.matches("constant hypercalls are numbered 0 to 255",
+                   H.error_of(vm.on_hypercall, vm, 256, 1))
+  end)
+end)

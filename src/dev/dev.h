@@ -3,8 +3,11 @@
 #ifndef LUAVMM_DEV_H
 #define LUAVMM_DEV_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+struct bus;
+struct bus_range;
 struct vm;
 
 /* Writes of width bytes at port end the run with reason "exit". */
@@ -13,5 +16,11 @@ int debug_exit_attach(struct vm *vm, uint16_t port, uint16_t width, char *err);
 /* Bytes written to port go to fd, which the device then owns (unless it is
  * stdout or stderr). */
 int debugcon_attach(struct vm *vm, uint16_t port, int fd, char *err);
+
+/* A constant register on bus: reads return value, writes are ignored. */
+int constant_attach(struct vm *vm, struct bus *bus, uint64_t base, uint64_t len, uint64_t value,
+                    char *err);
+bool constant_is(const struct bus_range *r);
+void constant_set(const struct bus_range *r, uint64_t value);
 
 #endif
