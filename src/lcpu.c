@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -511,6 +512,37 @@ static int cpu_translate(lua_State *L)
   return 1;
 }
 
+static const char *const mp_states[] = { "runnable", "uninitialized", "init_received", "halted",
+                                         "sipi_received", "stopped", "check_stop", "operating",
+                                         "load", "ap_reset_hold", "suspended" };
+
+/* cpu:mp_state() -> "runnable", "uninitialized" (waiting for INIT/SIPI),
+ * "init_received", "halted", ...; cpu:mp_state(name) sets it. */
+static int cpu_mp_state(lua_State *L)
+{
+  struct vcpu *c = check_quiet(L, 1);
+  struct kvm_mp_state mp;
+  if (!lua_isnoneornil(L, 2)) {
+    const char *name = luaL_checkstring(L, 2);
+    size_t i = 0;
+    while (i < COUNT(mp_states) && strcmp(mp_states[i], name) != 0)
+      i++;
+    if (i == COUNT(mp_states))
+      return lu_errorf(L, "cpu:mp_state: unknown state '%s'", name);
+    mp.mp_state = (uint32_t)i;
+    if (ioctl(c->fd, KVM_SET_MP_STATE, &mp) < 0)
+      return lu_errorf(L, "cpu:mp_state: KVM_SET_MP_STATE %s: %s", name, strerror(errno));
+    return 0;
+  }
+  if (ioctl(c->fd, KVM_GET_MP_STATE, &mp) < 0)
+    return lu_errorf(L, "cpu:mp_state: KVM_GET_MP_STATE: %s", strerror(errno));
+  if (mp.mp_state < COUNT(mp_states))
+    lua_pushstring(L, mp_states[mp.mp_state]);
+  else
+    lua_pushinteger(L, mp.mp_state);
+  return 1;
+}
+
 /* cpu:dump() -> the register dump faults print */
 static int cpu_dump(lua_State *L)
 {
@@ -619,6 +651,7 @@ static const luaL_Reg cpu_methods[] = {
   { "set_cpuid", cpu_set_cpuid },
   { "translate", cpu_translate },
   { "dump", cpu_dump },
+  { "mp_state", cpu_mp_state },
   { "step", cpu_step },
   { "reply", cpu_reply },
   { NULL, NULL },

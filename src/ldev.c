@@ -71,7 +71,48 @@ static int vm_debugcon(lua_State *L)
   return 0;
 }
 
+static uint32_t check_line(lua_State *L, int arg)
+{
+  lua_Integer line = luaL_checkinteger(L, arg);
+  luaL_argcheck(L, line >= 0 && line < VM_IRQ_LINES, arg, "interrupt lines are 0 to 23");
+  return (uint32_t)line;
+}
+
+/* vm:irq(line, level): raises (true, 1) or lowers (false, 0) a line of the
+ * in-kernel PIC/IOAPIC; without an irqchip only the level is recorded. */
+static int vm_irq(lua_State *L)
+{
+  struct lvm *v = lvm_check(L, 1);
+  uint32_t line = check_line(L, 2);
+  int level = lua_isboolean(L, 3) ? lua_toboolean(L, 3) : (int)(luaL_checkinteger(L, 3) != 0);
+  if (vm_irq_line(v->vm, line, level) < 0)
+    return lu_errorf(L, "vm:irq: KVM_IRQ_LINE %u: %s", line, strerror(errno));
+  return 0;
+}
+
+/* vm:irq_pulse(line): an edge, raised then lowered. */
+static int vm_irq_pulse(lua_State *L)
+{
+  struct lvm *v = lvm_check(L, 1);
+  uint32_t line = check_line(L, 2);
+  if (vm_irq_line(v->vm, line, 1) < 0 || vm_irq_line(v->vm, line, 0) < 0)
+    return lu_errorf(L, "vm:irq_pulse: KVM_IRQ_LINE %u: %s", line, strerror(errno));
+  return 0;
+}
+
+/* vm:irq_level(line) -> the level last set, true or false */
+static int vm_irq_level(lua_State *L)
+{
+  struct lvm *v = lvm_check(L, 1);
+  uint32_t line = check_line(L, 2);
+  lua_pushboolean(L, (atomic_load(&v->vm->irq_levels) >> line) & 1);
+  return 1;
+}
+
 static const luaL_Reg device_methods[] = {
+  { "irq", vm_irq },
+  { "irq_pulse", vm_irq_pulse },
+  { "irq_level", vm_irq_level },
   { "debug_exit", vm_debug_exit },
   { "debugcon", vm_debugcon },
   { NULL, NULL },

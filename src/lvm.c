@@ -69,7 +69,8 @@ static int opt_int(lua_State *L, int opts, const char *field, int def, int lo, i
   return v;
 }
 
-static const char *const opt_names[] = { "memory", "cpus", "unhandled", NULL };
+static const char *const opt_names[] = { "memory", "cpus", "unhandled", "irqchip", "pit",
+                                          NULL };
 
 /* Unknown options are mistakes worth a message, not silence. */
 static void check_options(lua_State *L, int opts)
@@ -85,18 +86,24 @@ static void check_options(lua_State *L, int opts)
       for (int i = 0; opt_names[i]; i++)
         known = known || strcmp(lua_tostring(L, -1), opt_names[i]) == 0;
     if (!known)
-      lu_errorf(L, "vmm.vm: unknown option '%s' (known: memory, cpus, unhandled)",
+      lu_errorf(L, "vmm.vm: unknown option '%s' (known: memory, cpus, unhandled, irqchip, pit)",
                  luaL_tolstring(L, -1, NULL));
   }
 }
 
-/* vmm.vm{ memory = "64M", cpus = 1, unhandled = "stop" } -> vm */
+/* vmm.vm{ memory = "64M", cpus = 1, unhandled = "stop", irqchip = false,
+ *         pit = false } -> vm */
 int lvm_new(lua_State *L)
 {
   struct lstate *st = lstate_get(L);
   check_options(L, 1);
   uint64_t memory = opt_memory(L, 1);
-  int ncpus = opt_int(L, 1, "cpus", 1, 1, 1024);
+  struct vm_config cfg = {
+    .ncpus = opt_int(L, 1, "cpus", 1, 1, 1024),
+    .irqchip = lu_optbool(L, 1, "irqchip", false),
+    .pit = lu_optbool(L, 1, "pit", false),
+  };
+  int ncpus = cfg.ncpus;
   lstate_kvm(L, st);
 
   /* The userdata first, closed, so a failure below leaves nothing to leak. */
@@ -109,7 +116,7 @@ int lvm_new(lua_State *L)
 
   char err[ERR_LEN];
   struct vm *vm;
-  if (vm_create(&vm, &st->kvm, ncpus, err) < 0)
+  if (vm_create(&vm, &st->kvm, &cfg, err) < 0)
     return lu_errorf(L, "vmm.vm: %s", err);
   v->vm = vm;
   v->cpus = calloc((size_t)ncpus, sizeof *v->cpus);
@@ -321,6 +328,10 @@ static int vm_index(lua_State *L)
   }
   if (strcmp(key, "cpus") == 0) {
     lua_pushinteger(L, v->vm->ncpus);
+    return 1;
+  }
+  if (strcmp(key, "irqchip") == 0) {
+    lua_pushboolean(L, v->vm->irqchip);
     return 1;
   }
   return lu_errorf(L, "vm has no field or method '%s'", key);

@@ -12,8 +12,45 @@
 #include "trace.h"
 #include "vcpu.h"
 
-int vm_create(struct vm **out, struct kvm *kvm, int ncpus, char *err)
+/* The in-kernel irqchip and PIT, before any vCPU exists. */
+static int create_irqchip(struct vm *vm, const struct vm_config *cfg, char *err)
 {
+  uint64_t tss = cfg->tss_addr ? cfg->tss_addr : VM_TSS_ADDR;
+  uint64_t idmap = cfg->identity_map_addr ? cfg->identity_map_addr : VM_IDENTITY_MAP_ADDR;
+  if (ioctl(vm->fd, KVM_SET_TSS_ADDR, (unsigned long)tss) < 0)
+    return errf(err, "KVM_SET_TSS_ADDR 0x%llx: %s", (unsigned long long)tss, strerror(errno));
+  if (ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+    return errf(err, "KVM_SET_IDENTITY_MAP_ADDR 0x%llx: %s", (unsigned long long)idmap,
+                strerror(errno));
+  if (ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0)
+    return errf(err, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+  vm->irqchip = true;
+  if (cfg->pit) {
+    struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+    if (ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0)
+      return errf(err, "KVM_CREATE_PIT2: %s", strerror(errno));
+    vm->pit = true;
+  }
+  return 0;
+}
+
+int vm_irq_line(struct vm *vm, uint32_t irq, int level)
+{
+  if (irq >= VM_IRQ_LINES)
+    return -1;
+  if (level)
+    atomic_fetch_or(&vm->irq_levels, 1u << irq);
+  else
+    atomic_fetch_and(&vm->irq_levels, ~(1u << irq));
+  if (!vm->irqchip)
+    return 0;
+  struct kvm_irq_level line = { .irq = irq, .level = level ? 1 : 0 };
+  return ioctl(vm->fd, KVM_IRQ_LINE, &line) < 0 ? -1 : 0;
+}
+
+int vm_create(struct vm **out, struct kvm *kvm, const struct vm_config *cfg, char *err)
+{
+  int ncpus = cfg->ncpus;
   *out = NULL;
   if (ncpus < 1 || ncpus > kvm->max_vcpus)
     return errf(err, "cpus must be between 1 and %d (KVM's limit here), got %d", kvm->max_vcpus,
@@ -44,6 +81,12 @@ int vm_create(struct vm **out, struct kvm *kvm, int ncpus, char *err)
     errf(err, "KVM_CREATE_VM: %s", strerror(errno));
     goto fail;
   }
+  if (cfg->pit && !cfg->irqchip) {
+    errf(err, "the in-kernel PIT needs the in-kernel irqchip (irqchip = true)");
+    goto fail;
+  }
+  if (cfg->irqchip && create_irqchip(vm, cfg, err) < 0)
+    goto fail;
   vm->cpus = calloc((size_t)ncpus, sizeof *vm->cpus);
   if (vm->cpus == NULL) {
     errf(err, "out of memory");

@@ -58,12 +58,36 @@ struct vm {
 
   _Atomic(struct trace *) trace; /* recording exits, or NULL */
 
+  bool irqchip;
+  bool pit;
+  _Atomic uint32_t irq_levels; /* bit n: line n's level, as last set */
+
   _Atomic int unhandled;
   unhandled_fn *unhandled_fn;
   void *unhandled_opaque;
 };
 
-int vm_create(struct vm **out, struct kvm *kvm, int ncpus, char *err);
+/* How a VM is made. The in-kernel irqchip (PIC, IOAPIC, LAPICs) must be
+ * created before the vCPUs; with it, hlt waits in the kernel and vCPUs
+ * other than 0 wait for INIT/SIPI. */
+struct vm_config {
+  int ncpus;
+  bool irqchip;
+  bool pit;                 /* the in-kernel PIT (needs irqchip) */
+  uint64_t tss_addr;        /* 3 pages KVM needs on Intel, below 4 GiB, not RAM */
+  uint64_t identity_map_addr; /* 1 page, likewise */
+};
+
+#define VM_TSS_ADDR 0xfffbd000ull
+#define VM_IDENTITY_MAP_ADDR 0xfffbc000ull
+#define VM_IRQ_LINES 24     /* the IOAPIC's pins; the PIC's 16 are the first */
+
+int vm_create(struct vm **out, struct kvm *kvm, const struct vm_config *cfg, char *err);
+
+/* Sets interrupt line irq to level (1 raised, 0 lowered). With the
+ * in-kernel irqchip it is KVM_IRQ_LINE; without one the level is only
+ * recorded (vm->irq_levels). Safe from any thread. */
+int vm_irq_line(struct vm *vm, uint32_t irq, int level);
 void vm_destroy(struct vm *vm);
 
 void vm_add_device(struct vm *vm, struct device *dev);
