@@ -20,7 +20,8 @@ static struct vm *new_vm(void)
 {
   char err[ERR_LEN];
   struct vm *vm;
-  if (vm_create(&vm, &kvm, 1, err) < 0 || mem_map(&vm->mem, vm->fd, 0, 0x10000, 0, "ram", err) < 0) {
+  struct vm_config cfg = { .ncpus = 1 };
+  if (vm_create(&vm, &kvm, &cfg, err) < 0 || mem_map(&vm->mem, vm->fd, 0, 0x10000, 0, "ram", err) < 0) {
     printf("Bail out! %s\n", err);
     exit(1);
   }
