@@ -29,6 +29,8 @@ static const char *const reason_names[] = {
   [VCPU_STEP] = "step",
   [VCPU_PAUSED] = "paused",
   [VCPU_PEER] = "peer",
+  [VCPU_RESET] = "reset",
+  [VCPU_QUIT] = "quit",
   [VCPU_FAULT_SHUTDOWN] = "shutdown",
   [VCPU_FAULT_FAIL_ENTRY] = "fail_entry",
   [VCPU_FAULT_INTERNAL] = "internal_error",
@@ -231,6 +233,7 @@ static void begin_run(lua_State *L, struct lvm *v, int vm_idx)
   lua_pushvalue(L, vm_idx);
   v->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
   v->running = true;
+  vm_start_devices(v->vm);
 }
 
 static void end_run(lua_State *L, struct lvm *v)

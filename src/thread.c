@@ -16,7 +16,8 @@
 /* Stops that end the run for every vCPU, not just the one that saw them. */
 static bool ends_run(int reason)
 {
-  return reason >= VCPU_FAULT || reason == VCPU_EXIT || reason == VCPU_SYSTEM_EVENT;
+  return reason >= VCPU_FAULT || reason == VCPU_EXIT || reason == VCPU_SYSTEM_EVENT ||
+         reason == VCPU_RESET || reason == VCPU_QUIT;
 }
 
 /* Parks a paused vCPU until vm_resume or a stop request; true to go on. */

@@ -25,6 +25,8 @@ enum vcpu_stop_reason {
   VCPU_STEP,         /* a step returned an exit without dispatching it */
   VCPU_PAUSED,       /* vm:pause(); the thread waits for resume or stop */
   VCPU_PEER,         /* another vCPU ended the run (a fault, the exit port) */
+  VCPU_RESET,        /* the guest reset the machine (i8042 0xFE) */
+  VCPU_QUIT,         /* the user asked to quit (the console escape, Ctrl-A x) */
   VCPU_FAULT,        /* first fault reason */
   VCPU_FAULT_SHUTDOWN = VCPU_FAULT, /* triple fault */
   VCPU_FAULT_FAIL_ENTRY,

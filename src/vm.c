@@ -139,6 +139,13 @@ void vm_add_device(struct vm *vm, struct device *dev)
   vm->devices = dev;
 }
 
+void vm_start_devices(struct vm *vm)
+{
+  for (struct device *d = vm->devices; d != NULL; d = d->next)
+    if (d->start != NULL)
+      d->start(d);
+}
+
 void vm_flush_devices(struct vm *vm)
 {
   for (struct device *d = vm->devices; d != NULL; d = d->next)

@@ -24,11 +24,14 @@ enum unhandled_policy {
 typedef int unhandled_fn(void *opaque, struct vcpu *cpu, enum bus_space space, uint64_t addr,
                          uint8_t *data, uint32_t size, bool is_write);
 
-/* A C device's hooks beyond its bus handler: flush buffered output when a run
- * ends, free itself when the VM goes. */
+/* A C device's hooks beyond its bus handler, each optional: start when a
+ * run starts (before any vCPU enters: a console takes the terminal), flush
+ * when it ends (after every vCPU has stopped: output, the terminal back),
+ * and free itself when the VM goes. */
 struct device {
   struct device *next;
   const char *name;
+  void (*start)(struct device *dev);
   void (*flush)(struct device *dev);
   void (*destroy)(struct device *dev);
 };
@@ -91,6 +94,7 @@ int vm_irq_line(struct vm *vm, uint32_t irq, int level);
 void vm_destroy(struct vm *vm);
 
 void vm_add_device(struct vm *vm, struct device *dev);
+void vm_start_devices(struct vm *vm);
 void vm_flush_devices(struct vm *vm);
 
 /* Asks every vCPU of the VM to stop with reason (a VCPU_* stop reason).
