@@ -397,7 +397,8 @@ static int run_script(lua_State *L, const char *path, char **args, int n)
 /* Prepends the Lua library folders that sit beside the executable to
  * package.path: <prefix>/lua (the source tree, with the program in build/)
  * and <prefix>/share/lua/5.4 (make install), where <prefix> is the folder
- * above the one holding the executable. */
+ * above the one holding the executable; and <prefix>/../lua for a
+ * sanitizer build in build/san-<name>/. */
 static void add_library_path(lua_State *L)
 {
   char exe[PATH_MAX];
@@ -414,10 +415,16 @@ static void add_library_path(lua_State *L)
       return;
     *slash = '\0';
   }
+  char top[PATH_MAX];
+  memcpy(top, exe, strlen(exe) + 1);
+  char *slash = strrchr(top, '/');
+  if (slash != NULL)
+    *slash = '\0';
   lua_getglobal(L, "package");
   lua_pushfstring(L, "%s/lua/?.lua;%s/lua/?/init.lua;"
-                     "%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;",
-                  exe, exe, exe, exe);
+                     "%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;"
+                     "%s/lua/?.lua;%s/lua/?/init.lua;",
+                  exe, exe, exe, exe, top, top);
   lua_getfield(L, -2, "path");
   lua_concat(L, 2);
   lua_setfield(L, -2, "path");

@@ -172,8 +172,9 @@ function Scenario:expect_register(name, expected, cpu)
   local c = cpu and self.vm:cpu(cpu) or self.cpu
   local actual = c[name]
   if not matches(actual, expected) then
-    error(string.format("expected %s = %s on cpu %d, got %s", name, hex(expected), c.id,
-                        hex(actual)), 2)
+    local wanted = type(expected) == "function" and "a value the predicate accepts"
+                   or hex(expected)
+    error(string.format("expected %s = %s on cpu %d, got %s", name, wanted, c.id, hex(actual)), 2)
   end
 end
 
