@@ -360,6 +360,7 @@ void lvm_open_type(lua_State *L)
   lrun_add_methods(L);
   lstats_add_methods(L);
   ltrace_add_methods(L);
+  lvirtio_add_methods(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "methods");
   lua_pushcclosure(L, vm_index, 1);

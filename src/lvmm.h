@@ -96,6 +96,9 @@ void lrun_add_methods(lua_State *L);
 void lrun_shutdown(lua_State *L, struct lvm *v);
 bool lrun_on_own_vcpu(struct lvm *v);
 
+/* lvirtio.c */
+void lvirtio_add_methods(lua_State *L);
+
 /* ltrace.c */
 void ltrace_add_methods(lua_State *L);
 

@@ -1,0 +1,104 @@
+/* The virtio-mmio transport (virtio 1.x, register layout version 2): one
+ * 4 KiB window per device with feature negotiation, device status, the
+ * config space and split virtqueues. What the device does with its queues
+ * is up to its backend: a C device (virtio-blk, -rng, -console) or a Lua
+ * one (src/lvirtio.c). One lock per device guards the transport and the
+ * backend's queues. */
+#ifndef LUAVMM_VIRTIO_MMIO_H
+#define LUAVMM_VIRTIO_MMIO_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../virtq.h"
+#include "../vm.h"
+
+#define VIRTIO_MMIO_SIZE 0x1000
+#define VIRTIO_MAX_QUEUES 8
+#define VIRTIO_CONFIG_MAX 256
+
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_EVENT_IDX 29
+#define VIRTIO_F_VERSION_1 32
+
+#define VIRTIO_STATUS_ACKNOWLEDGE 1
+#define VIRTIO_STATUS_DRIVER 2
+#define VIRTIO_STATUS_DRIVER_OK 4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 64
+#define VIRTIO_STATUS_FAILED 128
+
+#define VIRTIO_INT_USED 1
+#define VIRTIO_INT_CONFIG 2
+
+struct virtio_mmio;
+
+/* A backend. Every hook is called with the device lock held. */
+struct virtio_backend {
+  uint32_t device_id;
+  uint64_t features;     /* device-specific bits; the transport adds its own */
+  uint16_t num_queues;
+  uint16_t queue_max;    /* the largest queue size the backend accepts */
+  uint32_t config_size;
+  uint8_t config[VIRTIO_CONFIG_MAX];
+  /* The driver notified queue q, or (from a backend thread) there is work.
+   * Returns 0, or -1 after virtio_fail(). */
+  int (*notify)(struct virtio_mmio *t, uint16_t q);
+  /* A driver write to the config space, already stored in config[]. */
+  void (*config_write)(struct virtio_mmio *t, uint32_t offset, uint32_t size);
+  /* The driver reset the device (status 0), or set DRIVER_OK. */
+  void (*reset)(struct virtio_mmio *t);
+  void (*ready)(struct virtio_mmio *t);
+  void (*destroy)(struct virtio_mmio *t);
+  void *opaque;
+};
+
+struct virtio_queue {
+  struct virtq vq;
+  uint16_t num;          /* QueueNum as the driver wrote it */
+  bool ready;
+  uint64_t desc, driver, device;
+};
+
+struct virtio_mmio {
+  struct device dev;     /* the VM's device list */
+  struct vm *vm;
+  pthread_mutex_t lock;
+  uint64_t base;
+  uint32_t irq;
+  struct virtio_backend be;
+
+  uint32_t status;
+  uint32_t isr;
+  uint32_t config_generation;
+  uint32_t device_features_sel;
+  uint32_t driver_features_sel;
+  uint64_t driver_features;
+  uint32_t queue_sel;
+  struct virtio_queue queues[VIRTIO_MAX_QUEUES];
+
+  /* Why the device last needed a reset, and counters, for Lua. */
+  char error[256];
+  uint64_t errors;
+  uint64_t notifies;
+  uint64_t interrupts;
+  uint64_t bad_accesses;  /* wrong sizes, unknown registers */
+};
+
+/* Maps a device at base (4 KiB, page-aligned) with interrupt line irq. The
+ * transport owns the backend from here on (destroy hook). */
+int virtio_mmio_attach(struct vm *vm, uint64_t base, uint32_t irq,
+                       const struct virtio_backend *be, struct virtio_mmio **out, char *err);
+
+/* For backends, with the lock held: the driver's queue q (NULL unless set
+ * up and ready), a used-buffer interrupt when the driver wants one, and
+ * the failure that sets DEVICE_NEEDS_RESET (the message is kept). */
+struct virtq *virtio_queue(struct virtio_mmio *t, uint16_t q);
+void virtio_notify_used(struct virtio_mmio *t, uint16_t q);
+int virtio_fail(struct virtio_mmio *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Whether the driver negotiated a feature bit. */
+bool virtio_has_feature(const struct virtio_mmio *t, unsigned bit);
+
+#endif
