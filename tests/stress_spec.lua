@@ -58,7 +58,9 @@ describe("2,000 VMs created, run and destroyed", function()
     local fds_after, rss_after = count_fds(), rss_kib()
     print(string.format("# 2000 VMs in %.2f s (%.0f per second); fds %d -> %d; RSS %d -> %d KiB",
                         elapsed, 2000 / elapsed, fds, fds_after, rss, rss_after))
-    assert.equal(fds, fds_after)
+    -- <= rather than ==: a file an earlier spec left to the collector may
+    -- close meanwhile; what must not happen is growth.
+    assert.is_true(fds_after <= fds, string.format("fds grew from %d to %d", fds, fds_after))
     -- Guest memory is unmapped with each VM; what remains must not grow
     -- with the number of VMs (a leak of even 1 KiB per VM would be 2 MiB).
     assert.is_true(rss_after - rss < 1024,
