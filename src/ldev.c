@@ -71,6 +71,185 @@ static int vm_debugcon(lua_State *L)
   return 0;
 }
 
+/* Raises for a key of the options table at t that is not in names (a
+ * NULL-terminated list): a misspelt option is a mistake worth a message. */
+static void check_options(lua_State *L, int t, const char *const *names, const char *who)
+{
+  if (lua_isnoneornil(L, t))
+    return;
+  luaL_checktype(L, t, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    lua_pop(L, 1);
+    bool known = false;
+    if (lua_type(L, -1) == LUA_TSTRING)
+      for (int i = 0; names[i] != NULL && !known; i++)
+        known = strcmp(lua_tostring(L, -1), names[i]) == 0;
+    if (known)
+      continue;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 0; names[i] != NULL; i++) {
+      luaL_addstring(&b, i > 0 ? ", " : "");
+      luaL_addstring(&b, names[i]);
+    }
+    luaL_pushresult(&b);
+    const char *list = lua_tostring(L, -1);
+    lu_errorf(L, "%s: unknown option '%s' (%s%s)", who, luaL_tolstring(L, -2, NULL),
+              names[0] != NULL ? "known: " : "it takes none", list);
+  }
+}
+
+/* The interrupt of a UART at one of the PC's four usual ports. */
+static lua_Integer usual_serial_irq(lua_Integer port)
+{
+  return port == 0x2f8 || port == 0x2e8 ? 3 : 4;
+}
+
+/* Opens path for the serial device, or raises after closing keep_fd. */
+static int open_or_raise(lua_State *L, const char *path, int flags, int keep_fd,
+                         const char *what)
+{
+  int fd = open(path, flags | O_CLOEXEC, 0644);
+  if (fd >= 0)
+    return fd;
+  int e = errno;
+  if (keep_fd > STDERR_FILENO)
+    close(keep_fd);
+  return lu_errorf(L, "serial: cannot open %s %s: %s", what, path, strerror(e));
+}
+
+static const char *const serial_options[] = { "port", "irq", "input", "output", "escape", NULL };
+
+/* vm:serial{ port = 0x3f8, irq = 4, input = "stdin", output = "stdout",
+ *            escape = true }: a 16550A UART.
+ *   input:  "stdin"; false for none; or a path (a file or a FIFO) to read,
+ *           which is how tests feed a UART. The default is stdin only when
+ *           stdin is a terminal (and no other UART reads it): a script
+ *           whose stdin is a pipe or a file has not offered it to a guest.
+ *   output: "stdout" (the default), "stderr", false, or a path to create.
+ *   irq:    defaults to the PC's line for the port: 3 for 0x2f8 and
+ *           0x2e8, 4 otherwise. */
+static int vm_serial(lua_State *L)
+{
+  struct lvm *v = lvm_check(L, 1);
+  check_not_running(L, v, "serial");
+  check_options(L, 2, serial_options, "serial");
+  lua_Integer port = opt_field(L, 2, "port", 0x3f8, 0, 0xfff8, "serial");
+  lua_Integer irq = opt_field(L, 2, "irq", usual_serial_irq(port), 0, VM_IRQ_LINES - 1,
+                              "serial");
+  struct serial_config cfg = {
+    .port = (uint16_t)port,
+    .irq = (uint32_t)irq,
+    .in_fd = -1,
+    .out_fd = STDOUT_FILENO,
+    .escape = lu_optbool(L, 2, "escape", true),
+  };
+
+  /* Everything that can raise is checked before any file is opened. */
+  const char *in_path = NULL, *out_path = NULL;
+  bool in_stdin = false, in_default = true, out_default = true;
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_getfield(L, 2, "input");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      in_default = false;
+      in_path = lua_tostring(L, -1);
+      in_stdin = strcmp(in_path, "stdin") == 0;
+    } else if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) {
+      in_default = false;
+    } else if (!lua_isnil(L, -1)) {
+      return lu_errorf(L, "serial: input must be \"stdin\", false or a path, not %s",
+                       luaL_typename(L, -1));
+    }
+    lua_getfield(L, 2, "output");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      out_default = false;
+      out_path = lua_tostring(L, -1);
+    } else if (lua_isboolean(L, -1) && !lua_toboolean(L, -1)) {
+      out_default = false;
+      cfg.out_fd = -1;
+    } else if (!lua_isnil(L, -1)) {
+      return lu_errorf(L, "serial: output must be \"stdout\", \"stderr\", false or a path, "
+                       "not %s", luaL_typename(L, -1));
+    }
+    /* The strings stay on the stack, so the pointers stay valid. */
+  }
+  if (in_default && isatty(STDIN_FILENO)) {
+    cfg.in_fd = STDIN_FILENO;
+    cfg.stdin_optional = true;
+  }
+  if (in_stdin)
+    cfg.in_fd = STDIN_FILENO;
+
+  if (!out_default && out_path != NULL) {
+    if (strcmp(out_path, "stdout") == 0)
+      cfg.out_fd = STDOUT_FILENO;
+    else if (strcmp(out_path, "stderr") == 0)
+      cfg.out_fd = STDERR_FILENO;
+    else
+      cfg.out_fd = open_or_raise(L, out_path, O_WRONLY | O_CREAT | O_TRUNC, -1, "output");
+  }
+  /* Non-blocking: opening a FIFO must not wait for its writer. */
+  if (in_path != NULL && !in_stdin)
+    cfg.in_fd = open_or_raise(L, in_path, O_RDONLY | O_NONBLOCK, cfg.out_fd, "input");
+
+  char err[ERR_LEN];
+  if (serial_attach(v->vm, &cfg, err) < 0) /* closes the files on failure */
+    return lu_errorf(L, "serial: %s", err);
+  return 0;
+}
+
+static const char *const no_options[] = { NULL };
+
+/* vm:i8042{}: the keyboard controller at 0x60 and 0x64, for its reset line. */
+static int vm_i8042(lua_State *L)
+{
+  struct lvm *v = lvm_check(L, 1);
+  check_not_running(L, v, "i8042");
+  check_options(L, 2, no_options, "i8042");
+  char err[ERR_LEN];
+  if (i8042_attach(v->vm, err) < 0)
+    return lu_errorf(L, "i8042: %s", err);
+  return 0;
+}
+
+static const char *const rtc_options[] = { "time", "utc", NULL };
+
+/* vm:rtc{ time = "host" | seconds since the epoch, utc = true }: CMOS and
+ * the real-time clock at 0x70 and 0x71. A fixed time stands still (tests);
+ * utc = false keeps the host's local time instead. */
+static int vm_rtc(lua_State *L)
+{
+  struct lvm *v = lvm_check(L, 1);
+  check_not_running(L, v, "rtc");
+  check_options(L, 2, rtc_options, "rtc");
+  bool fixed = false;
+  int64_t epoch = 0;
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_getfield(L, 2, "time");
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+      int ok;
+      lua_Integer t = lua_tointegerx(L, -1, &ok);
+      /* Up to 9999-12-31 23:59:59, the last second the registers can show. */
+      if (!ok || t < 0 || t > 253402300799LL)
+        return lu_errorf(L, "rtc: time must be \"host\" or whole seconds since 1970 up to "
+                         "the end of 9999");
+      fixed = true;
+      epoch = (int64_t)t;
+    } else if (!lua_isnil(L, -1) &&
+               !(lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "host") == 0)) {
+      return lu_errorf(L, "rtc: time must be \"host\" or whole seconds since 1970 up to the "
+                       "end of 9999");
+    }
+    lua_pop(L, 1);
+  }
+  bool utc = lu_optbool(L, 2, "utc", true);
+  char err[ERR_LEN];
+  if (rtc_attach(v->vm, fixed, epoch, utc, err) < 0)
+    return lu_errorf(L, "rtc: %s", err);
+  return 0;
+}
+
 static uint32_t check_line(lua_State *L, int arg)
 {
   lua_Integer line = luaL_checkinteger(L, arg);
@@ -115,6 +294,9 @@ static const luaL_Reg device_methods[] = {
   { "irq_level", vm_irq_level },
   { "debug_exit", vm_debug_exit },
   { "debugcon", vm_debugcon },
+  { "serial", vm_serial },
+  { "i8042", vm_i8042 },
+  { "rtc", vm_rtc },
   { NULL, NULL },
 };
 
