@@ -52,9 +52,34 @@ local function descriptor(seg)
                      access, ((flags << 4) | (limit >> 16)) & 0xff, (base >> 24) & 0xff)
 end
 
+-- The GDT: null descriptors except at the code and data selectors.
 local function write_gdt(cpu, at, code, data)
-  cpu.vm.memory:write(at, string.rep("\0", 8) .. descriptor(code) .. descriptor(data))
-  return { base = at, limit = 3 * 8 - 1 }
+  local slots = {}
+  for i = 0, math.max(code.selector, data.selector) // 8 do slots[i + 1] = string.rep("\0", 8) end
+  slots[code.selector // 8 + 1] = descriptor(code)
+  slots[data.selector // 8 + 1] = descriptor(data)
+  cpu.vm.memory:write(at, table.concat(slots))
+  return { base = at, limit = #slots * 8 - 1 }
+end
+
+-- opts.selectors = { code = 0x10, data = 0x18 }: where the code and data
+-- descriptors go (the Linux 64-bit boot protocol wants __BOOT_CS 0x10 and
+-- __BOOT_DS 0x18). Default 0x08 and 0x10.
+local function selectors(opts)
+  local sel = opts and opts.selectors
+  if sel == nil then return CODE, DATA end
+  if type(sel) ~= "table" then
+    error("mode: selectors must be a table { code = , data = }, got " .. type(sel), 3)
+  end
+  local code, data = sel.code or CODE, sel.data or DATA
+  for name, v in pairs{ code = code, data = data } do
+    if math.type(v) ~= "integer" or v < 8 or v > 0xff8 or v % 8 ~= 0 then
+      error(string.format("mode: selectors.%s must be a GDT selector (a multiple of 8 from "
+                          .. "0x8 to 0xff8), got %s", name, tostring(v)), 3)
+    end
+  end
+  if code == data then error("mode: selectors.code and selectors.data are the same", 3) end
+  return code, data
 end
 
 -- The task register must be a busy TSS for VM entry to accept the state.
@@ -82,7 +107,8 @@ end
 
 --- 32-bit protected mode, flat segments, paging off.
 function M.protected(cpu, opts)
-  local code, data = flat(CODE, 0xb, false), flat(DATA, 0x3, false)
+  local cs, ds = selectors(opts)
+  local code, data = flat(cs, 0xb, false), flat(ds, 0x3, false)
   local gdt = write_gdt(cpu, opt(opts, "gdt", M.layout.gdt), code, data)
   cpu:set{
     gdt = gdt, idt = { base = 0, limit = 0 },
@@ -120,7 +146,8 @@ end
 --- 64-bit long mode: identity map of the first `map` GiB (default 4, so
 --- the 32-bit MMIO hole is reachable), SSE enabled, paging on.
 function M.long(cpu, opts)
-  local code, data = flat(CODE, 0xb, true), flat(DATA, 0x3, false)
+  local cs, ds = selectors(opts)
+  local code, data = flat(cs, 0xb, true), flat(ds, 0x3, false)
   local gdt = write_gdt(cpu, opt(opts, "gdt", M.layout.gdt), code, data)
   local pml4 = M.identity_map(cpu.vm.memory, opt(opts, "page_tables", M.layout.page_tables),
                               opt(opts, "map", 4))
