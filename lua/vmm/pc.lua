@@ -7,6 +7,7 @@
 --   local m = pc.new{ memory = "256M", cpus = 2, irqchip = true }
 --   m.vm ...                  -- the vmm.vm
 --   for _, e in ipairs(m:e820()) do print(e.addr, e.size, e.type) end
+--   m:install_firmware{ cmdline = "..." }   -- fw_cfg, ACPI and MP tables
 
 local vmm = require "vmm"
 
@@ -116,6 +117,27 @@ function Machine:highest_ram_below(limit)
     end
   end
   return best
+end
+
+--- Firmware interfaces for an OS or a boot loader: fw_cfg on ports
+--- 0x510/0x511 (vmm.fwcfg), the ACPI tables (vmm.acpi) and the MP tables
+--- (vmm.mptable). opts: cmdline (fw_cfg's kernel command line), uuid,
+--- i8042 and rtc (ACPI's boot flags; the devices are installed apart).
+--- Returns { fwcfg = fw, acpi = tables, mp = tables }, also kept in
+--- machine.firmware.
+function Machine:install_firmware(opts)
+  opts = opts or {}
+  local fw = require("vmm.fwcfg").install(self.vm, {
+    cpus = self.vm.cpus,
+    -- The legacy RAM size item holds the RAM below 4 GiB, as QEMU's does.
+    ram_size = math.min(self.ram_size, M.layout.pci_hole),
+    cmdline = opts.cmdline,
+    uuid = opts.uuid,
+  })
+  local tables = require("vmm.acpi").install(self, { i8042 = opts.i8042, rtc = opts.rtc })
+  local mp = require("vmm.mptable").install(self)
+  self.firmware = { fwcfg = fw, acpi = tables, mp = mp }
+  return self.firmware
 end
 
 function Machine:close()
