@@ -12,13 +12,18 @@
 # (we link with ld), and the runtime avoids the 64-bit division that would
 # want libgcc's __udivdi3.
 
-GUESTS_16 := hello16
+GUESTS_16 := hello16 portscript16
 GUESTS_32 := hello32
-GUESTS_64 := hello64 hypercall64 mmio64 smp64 spin64
+GUESTS_64 := hello64 hypercall64 mmio64 smp64 spin64 virtio_blk64 virtio_rng64 \
+             virtio_hostile64
+# 32-bit C guests booted by a Multiboot loader: the runtime plus
+# rt/multiboot.S (the header, the entry that keeps eax and ebx) and their
+# own linker script, rt/multiboot32.ld.
+GUESTS_MB32 := multiboot32
 
 GUEST_OUT := $(BUILD)/guests
 GUEST_OBJ := $(GUEST_OUT)/obj
-GUEST_RT := crt0 console format smp string
+GUEST_RT := crt0 console format smp string virtio
 
 GUEST_CC := gcc
 GUEST_LD := ld
@@ -36,7 +41,8 @@ GUEST_CFLAGS_32 := $(GUEST_CFLAGS) -m32
 GUEST_CFLAGS_64 := $(GUEST_CFLAGS) -m64 -mno-red-zone
 GUEST_LDFLAGS := -static -nostdlib --no-warn-rwx-segments
 
-GUEST_BINS := $(foreach g,$(GUESTS_16) $(GUESTS_32) $(GUESTS_64),$(GUEST_OUT)/$(g).bin)
+GUEST_BINS := $(foreach g,$(GUESTS_16) $(GUESTS_32) $(GUESTS_64) $(GUESTS_MB32),\
+                  $(GUEST_OUT)/$(g).bin)
 
 guests: $(GUEST_BINS)
 
@@ -84,6 +90,13 @@ $(GUESTS_64:%=$(GUEST_OUT)/%.elf): $(GUEST_OUT)/%.elf: $(GUEST_OBJ)/64/%.o $(GUE
                                                     guests/rt/guest64.ld
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(GUEST_LD) -m elf_x86_64 $(GUEST_LDFLAGS) -T guests/rt/guest64.ld -o $@ \
+	  $(filter %.o,$^)
+
+$(GUESTS_MB32:%=$(GUEST_OUT)/%.elf): $(GUEST_OUT)/%.elf: $(GUEST_OBJ)/32/%.o \
+                                   $(GUEST_OBJ)/32/rt/multiboot.o $(GUEST_RT_32) \
+                                   guests/rt/multiboot32.ld
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(GUEST_LD) -m elf_i386 $(GUEST_LDFLAGS) -T guests/rt/multiboot32.ld -o $@ \
 	  $(filter %.o,$^)
 
 $(GUEST_OUT)/%.bin: $(GUEST_OUT)/%.elf

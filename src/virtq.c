@@ -48,6 +48,11 @@ int virtq_setup(struct virtq *q, const struct mem *mem, uint16_t num, uint64_t d
                 (unsigned long long)desc, (unsigned long long)desc_size,
                 (unsigned long long)avail, (unsigned long long)avail_size,
                 (unsigned long long)used, (unsigned long long)used_size);
+  /* The device writes the used ring: never into the guest's ROM. */
+  const struct mem_region *r = mem_find(mem, used);
+  if (r->flags & MEM_READONLY)
+    return errf(err, "the device area 0x%llx is in read-only memory '%s'",
+                (unsigned long long)used, r->name);
   bool event_idx = q->event_idx, indirect = q->indirect;
   virtq_reset(q);
   q->num = num;
@@ -85,6 +90,11 @@ static int add_buf(struct virtq *q, struct virtq_chain *c, const struct virtq_de
   if (host == NULL)
     return errf(err, "descriptor chain %u has a buffer outside guest memory (0x%llx+0x%x)",
                 c->head, (unsigned long long)d->addr, d->len);
+  /* The host can write a read-only region; the guest's device must not. */
+  const struct mem_region *r = mem_find(q->mem, d->addr);
+  if (write && (r->flags & MEM_READONLY))
+    return errf(err, "descriptor chain %u has a device-writable buffer in read-only memory '%s' "
+                "(0x%llx+0x%x)", c->head, r->name, (unsigned long long)d->addr, d->len);
   c->bufs[c->count++] = (struct virtq_buf){ host, d->len, write };
   if (write)
     c->writable += d->len;
@@ -134,6 +144,15 @@ int virtq_pop(struct virtq *q, struct virtq_chain *c, char *err)
 {
   if (q->num == 0)
     return errf(err, "the queue is not set up");
+  /* With VIRTIO_F_EVENT_IDX the driver notifies only when it makes
+   * available the entry our avail_event names (spec 2.7.10): ask for the
+   * first one not taken yet, before looking, so an entry added meanwhile is
+   * either seen below or notified. Left at 0, it would silence the driver
+   * after its first request. */
+  if (q->event_idx) {
+    store16(q->used + 4 + 8 * (size_t)q->num, q->last_avail);
+    atomic_thread_fence(memory_order_seq_cst);
+  }
   uint16_t avail_idx = load16(&q->avail[1]);
   uint16_t pending = (uint16_t)(avail_idx - q->last_avail);
   if (pending == 0)
@@ -201,12 +220,12 @@ bool virtq_should_notify(struct virtq *q)
   return !(load16(&q->avail[0]) & VIRTQ_AVAIL_F_NO_INTERRUPT);
 }
 
-static size_t copy(const struct virtq_chain *c, bool writable, uint64_t offset, uint8_t *host,
-                   size_t len, bool to_guest)
+static size_t copy(const struct virtq_buf *bufs, unsigned count, bool writable, uint64_t offset,
+                   uint8_t *host, size_t len, bool to_guest)
 {
   size_t done = 0;
-  for (unsigned i = 0; i < c->count && done < len; i++) {
-    const struct virtq_buf *b = &c->bufs[i];
+  for (unsigned i = 0; i < count && done < len; i++) {
+    const struct virtq_buf *b = &bufs[i];
     if (b->write != writable)
       continue;
     if (offset >= b->len) {
@@ -228,10 +247,22 @@ static size_t copy(const struct virtq_chain *c, bool writable, uint64_t offset, 
 
 size_t virtq_read(const struct virtq_chain *c, uint64_t offset, void *dst, size_t len)
 {
-  return copy(c, false, offset, dst, len, false);
+  return copy(c->bufs, c->count, false, offset, dst, len, false);
 }
 
 size_t virtq_write(const struct virtq_chain *c, uint64_t offset, const void *src, size_t len)
 {
-  return copy(c, true, offset, (uint8_t *)(uintptr_t)src, len, true);
+  return copy(c->bufs, c->count, true, offset, (uint8_t *)(uintptr_t)src, len, true);
+}
+
+size_t virtq_bufs_read(const struct virtq_buf *bufs, unsigned count, uint64_t offset, void *dst,
+                       size_t len)
+{
+  return copy(bufs, count, false, offset, dst, len, false);
+}
+
+size_t virtq_bufs_write(const struct virtq_buf *bufs, unsigned count, uint64_t offset,
+                        const void *src, size_t len)
+{
+  return copy(bufs, count, true, offset, (uint8_t *)(uintptr_t)src, len, true);
 }

@@ -69,7 +69,9 @@ void virtq_reset(struct virtq *q);
 
 /* Takes the next available chain: 1 with *c filled, 0 when none is
  * available, -1 when the driver broke the rules (err says how): the device
- * then needs a reset. Zero-length buffers are skipped. */
+ * then needs a reset. Zero-length buffers are skipped. With the event index,
+ * each pop first sets avail_event to the first entry not taken yet: a
+ * device that pops until 0 has asked to hear of the driver's next entry. */
 int virtq_pop(struct virtq *q, struct virtq_chain *c, char *err);
 
 /* Returns a chain to the driver with the number of bytes written. */
@@ -84,5 +86,12 @@ bool virtq_should_notify(struct virtq *q);
  * which is less than len when the chain is shorter. */
 size_t virtq_read(const struct virtq_chain *c, uint64_t offset, void *dst, size_t len);
 size_t virtq_write(const struct virtq_chain *c, uint64_t offset, const void *src, size_t len);
+
+/* The same over the first `count` buffers of a chain kept elsewhere (a Lua
+ * chain keeps only the buffers it has, not a whole struct virtq_chain). */
+size_t virtq_bufs_read(const struct virtq_buf *bufs, unsigned count, uint64_t offset, void *dst,
+                       size_t len);
+size_t virtq_bufs_write(const struct virtq_buf *bufs, unsigned count, uint64_t offset,
+                        const void *src, size_t len);
 
 #endif

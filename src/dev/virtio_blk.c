@@ -107,6 +107,10 @@ static uint8_t serve(struct blk *b, const struct virtq_chain *c, uint64_t *writt
     data = out ? c->readable - sizeof hdr : c->writable - 1;
     if (out && b->readonly)
       return BLK_S_IOERR;
+    /* The data goes one way only: data buffers pointing the other way
+     * would pass for a transfer of 0 bytes, and report success. */
+    if (out ? c->writable != 1 : c->readable != sizeof hdr)
+      return BLK_S_IOERR;
     /* Whole sectors, inside the disk; the arithmetic cannot overflow. */
     if (data % SECTOR || hdr.sector > b->sectors ||
         __builtin_add_overflow(hdr.sector, data / SECTOR, &end) || end > b->sectors)

@@ -36,6 +36,13 @@ bool virtio_has_feature(const struct virtio_mmio *t, unsigned bit)
   return (t->driver_features >> bit) & 1;
 }
 
+uint16_t virtio_queue_max(const struct virtio_mmio *t, uint16_t q)
+{
+  if (q >= t->be.num_queues)
+    return 0;
+  return t->be.queue_max_each[q] != 0 ? t->be.queue_max_each[q] : t->be.queue_max;
+}
+
 struct virtq *virtio_queue(struct virtio_mmio *t, uint16_t q)
 {
   if (q >= t->be.num_queues || !t->queues[q].ready)
@@ -78,7 +85,14 @@ int virtio_fail(struct virtio_mmio *t, const char *fmt, ...)
   return -1;
 }
 
-static void reset_device(struct virtio_mmio *t)
+void virtio_config_changed(struct virtio_mmio *t)
+{
+  t->config_generation++;
+  if (t->status & VIRTIO_STATUS_DRIVER_OK)
+    raise_interrupt(t, VIRTIO_INT_CONFIG);
+}
+
+static void reset_device(struct virtio_mmio *t, struct virtio_event *ev)
 {
   t->status = 0;
   t->isr = 0;
@@ -90,15 +104,17 @@ static void reset_device(struct virtio_mmio *t)
     memset(&t->queues[i], 0, sizeof t->queues[i]);
   }
   update_irq(t);
-  if (t->be.reset != NULL)
+  if (t->be.deferred != NULL)
+    ev->kind = VIRTIO_EVENT_RESET;
+  else if (t->be.reset != NULL)
     t->be.reset(t);
 }
 
 /* Status writes: the driver may only add bits, except writing 0 (reset). */
-static void write_status(struct virtio_mmio *t, uint32_t v)
+static void write_status(struct virtio_mmio *t, uint32_t v, struct virtio_event *ev)
 {
   if (v == 0) {
-    reset_device(t);
+    reset_device(t, ev);
     return;
   }
   v &= 0xff;
@@ -108,6 +124,14 @@ static void write_status(struct virtio_mmio *t, uint32_t v)
     if (!virtio_has_feature(t, VIRTIO_F_VERSION_1) ||
         (t->driver_features & ~device_features(t)) != 0)
       v &= ~(uint32_t)VIRTIO_STATUS_FEATURES_OK;
+  }
+  if ((v & VIRTIO_STATUS_DRIVER_OK) && !(v & VIRTIO_STATUS_FEATURES_OK)) {
+    /* Going live without agreeing on features (a legacy driver, or one
+     * that ignored a refused FEATURES_OK): this device is modern only. */
+    v &= ~(uint32_t)VIRTIO_STATUS_DRIVER_OK;
+    t->status = (t->status & VIRTIO_STATUS_NEEDS_RESET) | v;
+    virtio_fail(t, "the driver set DRIVER_OK without FEATURES_OK");
+    return;
   }
   bool going_live = (v & VIRTIO_STATUS_DRIVER_OK) && !(t->status & VIRTIO_STATUS_DRIVER_OK);
   t->status = (t->status & VIRTIO_STATUS_NEEDS_RESET) | v;
@@ -126,9 +150,9 @@ static void queue_ready(struct virtio_mmio *t, struct virtio_queue *q, uint32_t 
   char err[ERR_LEN];
   q->vq.event_idx = virtio_has_feature(t, VIRTIO_F_EVENT_IDX);
   q->vq.indirect = virtio_has_feature(t, VIRTIO_F_INDIRECT_DESC);
-  if (q->num > t->be.queue_max) {
-    virtio_fail(t, "queue %u: size %u is larger than QueueNumMax %u", t->queue_sel, q->num,
-                t->be.queue_max);
+  uint16_t max = virtio_queue_max(t, (uint16_t)t->queue_sel);
+  if (q->num > max) {
+    virtio_fail(t, "queue %u: size %u is larger than QueueNumMax %u", t->queue_sel, q->num, max);
     return;
   }
   if (virtq_setup(&q->vq, &t->vm->mem, q->num, q->desc, q->driver, q->device, err) < 0) {
@@ -136,6 +160,7 @@ static void queue_ready(struct virtio_mmio *t, struct virtio_queue *q, uint32_t 
     return;
   }
   q->ready = true;
+  q->epoch = ++t->epochs;
 }
 
 static void set_half(uint64_t *field, bool high, uint32_t v)
@@ -156,7 +181,7 @@ static uint32_t read_register(struct virtio_mmio *t, uint64_t off)
   case R_VENDOR_ID: return VENDOR;
   case R_DEVICE_FEATURES:
     return t->device_features_sel < 2 ? (uint32_t)(device_features(t) >> (32 * t->device_features_sel)) : 0;
-  case R_QUEUE_NUM_MAX: return q != NULL ? t->be.queue_max : 0;
+  case R_QUEUE_NUM_MAX: return virtio_queue_max(t, (uint16_t)t->queue_sel);
   case R_QUEUE_READY: return q != NULL && q->ready;
   case R_INTERRUPT_STATUS: return t->isr;
   case R_STATUS: return t->status;
@@ -167,11 +192,11 @@ static uint32_t read_register(struct virtio_mmio *t, uint64_t off)
   }
 }
 
-static void write_register(struct virtio_mmio *t, struct vcpu *c, uint64_t off, uint32_t v)
+static void write_register(struct virtio_mmio *t, uint64_t off, uint32_t v,
+                           struct virtio_event *ev)
 {
   struct virtio_queue *q = t->queue_sel < t->be.num_queues ? &t->queues[t->queue_sel] : NULL;
   bool configurable = q != NULL && !q->ready;
-  (void)c;
   switch (off) {
   case R_DEVICE_FEATURES_SEL: t->device_features_sel = v; return;
   case R_DRIVER_FEATURES:
@@ -190,14 +215,18 @@ static void write_register(struct virtio_mmio *t, struct vcpu *c, uint64_t off, 
     }
     /* A broken device serves nobody until it is reset. */
     if (!(t->status & VIRTIO_STATUS_NEEDS_RESET) && (t->status & VIRTIO_STATUS_DRIVER_OK) &&
-        t->queues[v].ready && t->be.notify != NULL)
-      t->be.notify(t, (uint16_t)v);
+        t->queues[v].ready) {
+      if (t->be.deferred != NULL)
+        *ev = (struct virtio_event){ .kind = VIRTIO_EVENT_NOTIFY, .queue = (uint16_t)v };
+      else if (t->be.notify != NULL)
+        t->be.notify(t, (uint16_t)v);
+    }
     return;
   case R_INTERRUPT_ACK:
     t->isr &= ~v;
     update_irq(t);
     return;
-  case R_STATUS: write_status(t, v); return;
+  case R_STATUS: write_status(t, v, ev); return;
   case R_QUEUE_DESC_LOW: case R_QUEUE_DESC_HIGH:
     if (configurable) set_half(&q->desc, off == R_QUEUE_DESC_HIGH, v);
     return;
@@ -217,15 +246,24 @@ static int virtio_mmio_access(void *opaque, struct vcpu *c, uint64_t offset, uin
                               uint32_t size, bool write)
 {
   struct virtio_mmio *t = opaque;
+  struct virtio_event ev = { .kind = VIRTIO_EVENT_NONE };
   pthread_mutex_lock(&t->lock);
   if (offset >= R_CONFIG) {
     /* The config space: any access size inside it. */
     uint64_t at = offset - R_CONFIG;
     if (at >= t->be.config_size || size > t->be.config_size - at) {
       t->bad_accesses++;
+    } else if (write && t->be.deferred == NULL && t->be.config_write == NULL) {
+      /* A backend without a config_write hook has no writable field (the
+       * block device's capacity, say): the write is dropped, not kept for
+       * the next reader. */
+      t->bad_accesses++;
     } else if (write) {
       memcpy(t->be.config + at, data, size);
-      if (t->be.config_write != NULL)
+      if (t->be.deferred != NULL)
+        ev = (struct virtio_event){ .kind = VIRTIO_EVENT_CONFIG_WRITE, .offset = (uint32_t)at,
+                                    .size = size };
+      else if (t->be.config_write != NULL)
         t->be.config_write(t, (uint32_t)at, size);
     } else {
       memcpy(data, t->be.config + at, size);
@@ -237,12 +275,16 @@ static int virtio_mmio_access(void *opaque, struct vcpu *c, uint64_t offset, uin
   } else if (write) {
     uint32_t v;
     memcpy(&v, data, 4);
-    write_register(t, c, offset, v);
+    write_register(t, offset, v, &ev);
   } else {
     uint32_t v = read_register(t, offset);
     memcpy(data, &v, 4);
   }
   pthread_mutex_unlock(&t->lock);
+  /* Only now, without the device lock: the backend may take the
+   * control-plane lock (see `deferred` in virtio_mmio.h). */
+  if (ev.kind != VIRTIO_EVENT_NONE)
+    return t->be.deferred(t, c, &ev);
   return 0;
 }
 
@@ -263,8 +305,13 @@ int virtio_mmio_attach(struct vm *vm, uint64_t base, uint32_t irq,
                 (unsigned long long)base);
   if (irq >= VM_IRQ_LINES)
     return errf(err, "interrupt line %u is not 0 to %d", irq, VM_IRQ_LINES - 1);
+  bool sizes_ok = true;
+  for (int i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+    uint32_t max = be->queue_max_each[i];
+    sizes_ok = sizes_ok && max <= VIRTQ_MAX_SIZE && (max & (max - 1)) == 0;
+  }
   if (be->num_queues == 0 || be->num_queues > VIRTIO_MAX_QUEUES || be->queue_max == 0 ||
-      be->queue_max > VIRTQ_MAX_SIZE || (be->queue_max & (be->queue_max - 1)) ||
+      be->queue_max > VIRTQ_MAX_SIZE || (be->queue_max & (be->queue_max - 1)) || !sizes_ok ||
       be->config_size > VIRTIO_CONFIG_MAX)
     return errf(err, "a virtio device has 1 to %d queues of at most %d (a power of two) and a "
                 "config space of at most %d bytes", VIRTIO_MAX_QUEUES, VIRTQ_MAX_SIZE,

@@ -33,13 +33,32 @@
 #define VIRTIO_INT_CONFIG 2
 
 struct virtio_mmio;
+struct vcpu;
 
-/* A backend. Every hook is called with the device lock held. */
+/* What a register access asks of a backend whose hooks cannot run under
+ * the device lock (see `deferred` below). */
+enum virtio_event_kind {
+  VIRTIO_EVENT_NONE,
+  VIRTIO_EVENT_NOTIFY,       /* the driver notified `queue` */
+  VIRTIO_EVENT_CONFIG_WRITE, /* the driver wrote config[offset, offset+size) */
+  VIRTIO_EVENT_RESET,        /* the driver reset the device */
+};
+
+struct virtio_event {
+  enum virtio_event_kind kind;
+  uint16_t queue;
+  uint32_t offset;
+  uint32_t size;
+};
+
+/* A backend. Every hook is called with the device lock held, except
+ * `deferred`. */
 struct virtio_backend {
   uint32_t device_id;
   uint64_t features;     /* device-specific bits; the transport adds its own */
   uint16_t num_queues;
   uint16_t queue_max;    /* the largest queue size the backend accepts */
+  uint16_t queue_max_each[VIRTIO_MAX_QUEUES]; /* per queue where nonzero */
   uint32_t config_size;
   uint8_t config[VIRTIO_CONFIG_MAX];
   /* The driver notified queue q, or (from a backend thread) there is work.
@@ -51,6 +70,16 @@ struct virtio_backend {
   void (*reset)(struct virtio_mmio *t);
   void (*ready)(struct virtio_mmio *t);
   void (*destroy)(struct virtio_mmio *t);
+  /* Set by a backend that must not be called with the device lock held: a
+   * Lua one, whose calls take the control-plane lock, while a thread that
+   * holds the control-plane lock may take the device lock (dev:pop). Were
+   * notify called under the device lock, a vCPU thread holding it would
+   * wait for the control-plane lock while the thread holding that waits
+   * for the device lock. With `deferred` set, the transport never calls
+   * notify, config_write or reset: it records the event of the access
+   * and, after releasing its lock, calls deferred() on the vCPU's thread.
+   * Its result is the access's (0, or -1 after vcpu_fault). */
+  int (*deferred)(struct virtio_mmio *t, struct vcpu *c, const struct virtio_event *ev);
   void *opaque;
 };
 
@@ -59,6 +88,7 @@ struct virtio_queue {
   uint16_t num;          /* QueueNum as the driver wrote it */
   bool ready;
   uint64_t desc, driver, device;
+  uint64_t epoch;        /* which set-up of the queue this is; 0 while not ready */
 };
 
 struct virtio_mmio {
@@ -77,6 +107,9 @@ struct virtio_mmio {
   uint64_t driver_features;
   uint32_t queue_sel;
   struct virtio_queue queues[VIRTIO_MAX_QUEUES];
+  /* Counts queue set-ups: each ready queue gets a new epoch, so a chain
+   * popped before a reset or a queue's new set-up is known to be stale. */
+  uint64_t epochs;
 
   /* Why the device last needed a reset, and counters, for Lua. */
   char error[256];
@@ -97,6 +130,14 @@ int virtio_mmio_attach(struct vm *vm, uint64_t base, uint32_t irq,
 struct virtq *virtio_queue(struct virtio_mmio *t, uint16_t q);
 void virtio_notify_used(struct virtio_mmio *t, uint16_t q);
 int virtio_fail(struct virtio_mmio *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* For backends, with the lock held: the device changed its config space;
+ * bumps the config generation and, once the driver is live, interrupts it
+ * with a configuration change. */
+void virtio_config_changed(struct virtio_mmio *t);
+
+/* The largest size queue q accepts (QueueNumMax). */
+uint16_t virtio_queue_max(const struct virtio_mmio *t, uint16_t q);
 
 /* Whether the driver negotiated a feature bit. */
 bool virtio_has_feature(const struct virtio_mmio *t, unsigned bit);

@@ -205,6 +205,19 @@ int main(void)
   virtq_push(&q, 0, 0);
   CHECK(virtq_should_notify(&q), "event index: an interrupt once it is passed");
 
+  /* Event index, the driver's side: avail_event asks for the next entry
+   * once the queue has run dry (a driver that honours it never notifies
+   * again if it stays 0). */
+  fresh(false, true);
+  put_desc(0, 0x5000, 4, 0, 0);
+  offer(0);
+  offer(0);
+  uint16_t avail_event;
+  CHECK(pop() == 1 && pop() == 1 && pop() == 0, "event index: two chains, then none");
+  memcpy(&avail_event, ram + USED + 4 + 8 * QSIZE, 2);
+  CHECK(avail_event == 2, "event index: an empty queue asks to hear of entry 2 (got %u)",
+        avail_event);
+
   fresh(false, false);
   uint16_t no_interrupt = VIRTQ_AVAIL_F_NO_INTERRUPT;
   memcpy(ram + AVAIL, &no_interrupt, 2);
