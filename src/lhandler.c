@@ -138,6 +138,32 @@ static void end_call(struct lcpu_state *cs)
   lua_sethook(cs->co, NULL, 0, 0);
 }
 
+/* The same machinery for C devices with Lua backends (lvirtio.c). */
+bool lhandler_enter(struct lvm *v, struct vcpu *c)
+{
+  return lock_for_call(v, c);
+}
+
+void lhandler_leave(struct lvm *v, struct vcpu *c)
+{
+  unlock_after_call(v, c);
+}
+
+int lhandler_pcall(struct vcpu *c, int nargs, int nresults)
+{
+  struct lcpu_state *cs = c->user;
+  begin_call(c, cs);
+  int status = lua_pcall(cs->co, nargs, nresults, CO_MSGH);
+  end_call(cs);
+  return status;
+}
+
+int lhandler_failed(struct vcpu *c, const char *what)
+{
+  struct lcpu_state *cs = c->user;
+  return handler_failed(c, cs->co, what);
+}
+
 static int lua_bus_access(void *opaque, struct vcpu *c, uint64_t offset, uint8_t *data,
                           uint32_t size, bool write)
 {

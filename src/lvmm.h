@@ -122,6 +122,18 @@ int lhandler_set_hypercall(lua_State *L, struct lvm *v, int vm_idx);
 void lhandler_install(lua_State *L, struct lvm *v, int vm_idx);
 void lhandler_free_all(struct lvm *v);
 int lhandler_set_unhandled(lua_State *L, struct lvm *v, int vm_idx, int arg);
+/* Calling Lua from a C device on a vCPU's thread, as a handler is called:
+ * lhandler_enter takes the control-plane lock (false when the VM is being
+ * closed: the vCPU is stopped and nothing may be called); the caller then
+ * pushes a function and its arguments on the vCPU's coroutine (above
+ * CO_BASE), lhandler_pcall runs it with the handler hook and the traceback
+ * handler, and after a failure lhandler_failed stops the vCPU with "Lua
+ * handler for <what> failed:" and the error. The caller resets the
+ * coroutine's stack to CO_BASE before lhandler_leave drops the lock. */
+bool lhandler_enter(struct lvm *v, struct vcpu *c);
+void lhandler_leave(struct lvm *v, struct vcpu *c);
+int lhandler_pcall(struct vcpu *c, int nargs, int nresults);
+int lhandler_failed(struct vcpu *c, const char *what);
 
 /* ldev.c */
 void ldev_add_methods(lua_State *L);
