@@ -38,6 +38,7 @@ CORE_SRC := $(filter-out $(PROGRAM_SRC),$(wildcard src/*.c src/dev/*.c))
 CORE_OBJ := $(CORE_SRC:src/%.c=$(BUILD)/obj/%.o)
 PROGRAM_OBJ := $(PROGRAM_SRC:src/%.c=$(BUILD)/obj/%.o)
 LUA_LIB := $(wildcard lua/vmm/*.lua)
+LUA_DEVICES := $(wildcard lua/vmm/devices/*.lua)
 
 .PHONY: all deps test-deps run test install clean guests
 all: $(BUILD)/luavmm $(BUILD)/vmm.so guests
@@ -69,6 +70,9 @@ $(BUILD)/tests/%_test: tests/c/%_test.c tests/c/tap.h $(CORE_OBJ)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE_OBJ) $(ALL_LDFLAGS) $(LUA_LIBS) -lm -ldl
 
 include guests/guests.mk
+include scripts/linux.mk
+include tests/bench/bench.mk
+include tests/fuzz/fuzz.mk
 
 run: all
 	$(BUILD)/luavmm scripts/hello.lua
@@ -88,10 +92,11 @@ test: all test-deps $(C_TESTS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 \
-	           $(DESTDIR)$(PREFIX)/share/lua/5.4/vmm
+	           $(DESTDIR)$(PREFIX)/share/lua/5.4/vmm/devices
 	install -m 755 $(BUILD)/luavmm $(DESTDIR)$(PREFIX)/bin/luavmm
 	install -m 644 $(BUILD)/vmm.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/vmm.so
 	install -m 644 $(LUA_LIB) $(DESTDIR)$(PREFIX)/share/lua/5.4/vmm/
+	install -m 644 $(LUA_DEVICES) $(DESTDIR)$(PREFIX)/share/lua/5.4/vmm/devices/
 
 clean:
 	rm -rf $(BUILD)
