@@ -130,12 +130,14 @@ static void begin_call(struct vcpu *c, struct lcpu_state *cs)
 {
   c->called_lua = true; /* for the statistics: this exit's time is Lua's */
   cs->stop_seen = 0;
+  cs->call_start = stats_now_ns();
   lua_sethook(cs->co, handler_hook, LUA_MASKCOUNT, HOOK_COUNT);
 }
 
-static void end_call(struct lcpu_state *cs)
+static void end_call(struct vcpu *c, struct lcpu_state *cs)
 {
   lua_sethook(cs->co, NULL, 0, 0);
+  c->stats.lua_ns += stats_now_ns() - cs->call_start;
 }
 
 /* The same machinery for C devices with Lua backends (lvirtio.c). */
@@ -154,7 +156,7 @@ int lhandler_pcall(struct vcpu *c, int nargs, int nresults)
   struct lcpu_state *cs = c->user;
   begin_call(c, cs);
   int status = lua_pcall(cs->co, nargs, nresults, CO_MSGH);
-  end_call(cs);
+  end_call(c, cs);
   return status;
 }
 
@@ -192,7 +194,7 @@ static int lua_bus_access(void *opaque, struct vcpu *c, uint64_t offset, uint8_t
   }
   begin_call(c, cs);
   int status = lua_pcall(co, 4, 1, CO_MSGH);
-  end_call(cs);
+  end_call(c, cs);
   if (status != LUA_OK || !write) {
     char what[96];
     describe_access(what, sizeof what, h->space, h->base + offset, size, write, data);
@@ -267,10 +269,10 @@ static int hypercall_access(void *opaque, struct vcpu *c, uint64_t offset, uint8
   int nargs = lua_gettop(co) - CO_BASE - 1;
   begin_call(c, cs);
   int status = lua_pcall(co, nargs, 1, CO_MSGH);
-  end_call(cs);
-  char what[48];
-  snprintf(what, sizeof what, "hypercall %u", nr);
+  end_call(c, cs);
+  char what[48]; /* formatted only when something failed */
   if (status != LUA_OK) {
+    snprintf(what, sizeof what, "hypercall %u", nr);
     rc = handler_failed(c, co, what);
   } else if (!lua_isnil(co, -1)) {
     int ok;
@@ -279,10 +281,12 @@ static int hypercall_access(void *opaque, struct vcpu *c, uint64_t offset, uint8
       ret = lua_toboolean(co, -1);
       ok = 1;
     }
-    if (!ok)
+    if (!ok) {
+      snprintf(what, sizeof what, "hypercall %u", nr);
       rc = vcpu_fault(c, VCPU_FAULT_HANDLER,
                       "Lua handler for %s returned a %s; a hypercall returns an integer "
                       "(or nothing, for 0)", what, lua_typename(co, lua_type(co, -1)));
+    }
     else {
       r->rax = (uint64_t)ret;
       vcpu_regs_changed(c);
@@ -331,7 +335,7 @@ static int unhandled_call(void *opaque, struct vcpu *c, enum bus_space space, ui
   }
   begin_call(c, cs);
   int status = lua_pcall(co, 5, 1, CO_MSGH);
-  end_call(cs);
+  end_call(c, cs);
   if (status != LUA_OK || !write) {
     char what[128];
     int n = snprintf(what, sizeof what, "unhandled ");

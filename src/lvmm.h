@@ -50,6 +50,7 @@ struct lcpu_state {
   struct lvm *owner;
   lua_State *co;
   uint64_t stop_seen;      /* when a running handler first saw a stop request */
+  uint64_t call_start;     /* when the running handler was called */
   bool caller_holds_lock;  /* vm:dispatch calls handlers from Lua */
 };
 
