@@ -12,7 +12,6 @@ struct vm;
 
 struct run_guard {
   struct vm *old_target;
-  sigset_t old_mask;
   struct sigaction old_int;
   struct sigaction old_term;
   bool caught_sigint;
