@@ -422,21 +422,18 @@ static void push_cpuid(lua_State *L, const struct kvm_cpuid_entry2 *e)
 static int cpu_cpuid(lua_State *L)
 {
   struct vcpu *c = check_quiet(L, 1);
-  struct kvm_cpuid_entry2 *e = calloc(CPUID_MAX, sizeof *e);
-  if (e == NULL)
-    return lu_errorf(L, "out of memory");
+  lua_settop(L, 3); /* the buffer goes above the arguments */
+  /* A userdata, not malloc: the tables built below can raise. */
+  struct kvm_cpuid_entry2 *e = lua_newuserdatauv(L, CPUID_MAX * sizeof *e, 0);
   int n = vcpu_get_cpuid(c, e, CPUID_MAX);
-  if (n < 0) {
-    free(e);
+  if (n < 0)
     return lu_errorf(L, "cpu:cpuid: KVM_GET_CPUID2: %s", strerror(errno));
-  }
   if (lua_isnoneornil(L, 2)) {
     lua_createtable(L, n, 0);
     for (int i = 0; i < n; i++) {
       push_cpuid(L, &e[i]);
       lua_rawseti(L, -2, i + 1);
     }
-    free(e);
     return 1;
   }
   lua_Integer leaf = lua_tointeger(L, 2), subleaf = luaL_optinteger(L, 3, 0);
@@ -449,7 +446,6 @@ static int cpu_cpuid(lua_State *L)
       break;
     }
   }
-  free(e);
   return 1;
 }
 

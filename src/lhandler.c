@@ -32,6 +32,18 @@ struct lhandler {
 static int lua_bus_access(void *opaque, struct vcpu *c, uint64_t offset, uint8_t *data,
                           uint32_t size, bool write);
 
+/* A handler's `value` argument: the value written, or nil for a read. */
+static void push_value(lua_State *co, const uint8_t *data, uint32_t size, bool write)
+{
+  if (write) {
+    uint64_t value = 0;
+    memcpy(&value, data, size);
+    lua_pushinteger(co, (lua_Integer)value);
+  } else {
+    lua_pushnil(co);
+  }
+}
+
 static void describe_access(char *buf, size_t len, enum bus_space space, uint64_t addr,
                             uint32_t size, bool write, const uint8_t *data)
 {
@@ -185,13 +197,7 @@ static int lua_bus_access(void *opaque, struct vcpu *c, uint64_t offset, uint8_t
   lua_pushvalue(co, CO_CPU);
   lua_pushinteger(co, (lua_Integer)offset);
   lua_pushinteger(co, size);
-  if (write) {
-    uint64_t value = 0;
-    memcpy(&value, data, size);
-    lua_pushinteger(co, (lua_Integer)value);
-  } else {
-    lua_pushnil(co);
-  }
+  push_value(co, data, size, write);
   begin_call(c, cs);
   int status = lua_pcall(co, 4, 1, CO_MSGH);
   end_call(c, cs);
@@ -326,13 +332,7 @@ static int unhandled_call(void *opaque, struct vcpu *c, enum bus_space space, ui
     lua_pushliteral(co, "mmio");
   lua_pushinteger(co, (lua_Integer)addr);
   lua_pushinteger(co, size);
-  if (write) {
-    uint64_t value = 0;
-    memcpy(&value, data, size);
-    lua_pushinteger(co, (lua_Integer)value);
-  } else {
-    lua_pushnil(co);
-  }
+  push_value(co, data, size, write);
   begin_call(c, cs);
   int status = lua_pcall(co, 5, 1, CO_MSGH);
   end_call(c, cs);

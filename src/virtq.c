@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "err.h"
 
@@ -243,6 +244,30 @@ static size_t copy(const struct virtq_buf *bufs, unsigned count, bool writable, 
     offset = 0;
   }
   return done;
+}
+
+int virtq_iov(const struct virtq_chain *c, bool writable, uint64_t skip, uint64_t len,
+              struct iovec *iov)
+{
+  int n = 0;
+  for (unsigned i = 0; i < c->count && len > 0; i++) {
+    const struct virtq_buf *b = &c->bufs[i];
+    if (b->write != writable)
+      continue;
+    if (skip >= b->len) {
+      skip -= b->len;
+      continue;
+    }
+    uint64_t take = b->len - skip;
+    if (take > len)
+      take = len;
+    iov[n].iov_base = b->host + skip;
+    iov[n].iov_len = (size_t)take;
+    n++;
+    len -= take;
+    skip = 0;
+  }
+  return n;
 }
 
 size_t virtq_read(const struct virtq_chain *c, uint64_t offset, void *dst, size_t len)

@@ -85,6 +85,13 @@ bool virtq_should_notify(struct virtq *q);
  * bytes into the readable (or writable) part. Returns the bytes copied,
  * which is less than len when the chain is shorter. */
 size_t virtq_read(const struct virtq_chain *c, uint64_t offset, void *dst, size_t len);
+
+/* Fills iov (room for c->count entries) with `len` bytes of the readable
+ * (or writable) part, starting `skip` bytes in, for preadv/pwritev.
+ * Returns the number of entries. */
+struct iovec;
+int virtq_iov(const struct virtq_chain *c, bool writable, uint64_t skip, uint64_t len,
+              struct iovec *iov);
 size_t virtq_write(const struct virtq_chain *c, uint64_t offset, const void *src, size_t len);
 
 /* The same over the first `count` buffers of a chain kept elsewhere (a Lua

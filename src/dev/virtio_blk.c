@@ -38,32 +38,6 @@ struct blk {
   struct virtq_chain chain;
 };
 
-/* The iovecs for `len` bytes of the chain's readable (or writable) part,
- * starting `skip` bytes in. */
-static int chain_iov(const struct virtq_chain *c, bool writable, uint64_t skip, uint64_t len,
-                     struct iovec *iov)
-{
-  int n = 0;
-  for (unsigned i = 0; i < c->count && len > 0; i++) {
-    const struct virtq_buf *b = &c->bufs[i];
-    if (b->write != writable)
-      continue;
-    if (skip >= b->len) {
-      skip -= b->len;
-      continue;
-    }
-    uint64_t take = b->len - skip;
-    if (take > len)
-      take = len;
-    iov[n].iov_base = b->host + skip;
-    iov[n].iov_len = (size_t)take;
-    n++;
-    len -= take;
-    skip = 0;
-  }
-  return n;
-}
-
 /* preadv/pwritev until done: short transfers resume where they stopped. */
 static int transfer(int fd, struct iovec *iov, int n, off_t at, bool write)
 {
@@ -115,7 +89,7 @@ static uint8_t serve(struct blk *b, const struct virtq_chain *c, uint64_t *writt
     if (data % SECTOR || hdr.sector > b->sectors ||
         __builtin_add_overflow(hdr.sector, data / SECTOR, &end) || end > b->sectors)
       return BLK_S_IOERR;
-    int n = chain_iov(c, !out, out ? sizeof hdr : 0, data, iov);
+    int n = virtq_iov(c, !out, out ? sizeof hdr : 0, data, iov);
     if (transfer(b->fd, iov, n, (off_t)(hdr.sector * SECTOR), out) < 0)
       return BLK_S_IOERR;
     if (out)
