@@ -89,7 +89,9 @@ describe("2,000 VMs created, run and destroyed", function()
     settle()
     -- the kernel may keep one worker thread of its own per VM
     -- (kvm-nx-lpage-recovery) until the VM's fd is closed; by now all are
-    assert.equal(before, threads())
+    local after = threads()
+    -- growth is a leak; a kernel or sanitizer thread of its own may go away
+    assert.is_true(after <= before, string.format("threads grew from %d to %d", before, after))
   end)
 end)
 
@@ -119,7 +121,9 @@ describe("vCPUs stopped and started under load", function()
       for i = 0, 3 do vm:cpu(i).rip = 0x8000 end
     end
     assert.is_true(n > 0)
-    assert.equal(before, threads())
+    local after = threads()
+    -- growth is a leak; a kernel or sanitizer thread of its own may go away
+    assert.is_true(after <= before, string.format("threads grew from %d to %d", before, after))
   end)
 end)
 
