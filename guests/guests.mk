@@ -15,7 +15,7 @@
 GUESTS_16 := hello16 portscript16
 GUESTS_32 := hello32
 GUESTS_64 := hello64 hypercall64 mmio64 smp64 spin64 virtio_blk64 virtio_rng64 \
-             virtio_hostile64
+             virtio_hostile64 virtio_console64 virtio_irq64
 # 32-bit C guests booted by a Multiboot loader: the runtime plus
 # rt/multiboot.S (the header, the entry that keeps eax and ebx) and their
 # own linker script, rt/multiboot32.ld.
@@ -23,7 +23,7 @@ GUESTS_MB32 := multiboot32
 
 GUEST_OUT := $(BUILD)/guests
 GUEST_OBJ := $(GUEST_OUT)/obj
-GUEST_RT := crt0 console format smp string virtio
+GUEST_RT := crt0 console format smp string virtio irq
 
 GUEST_CC := gcc
 GUEST_LD := ld

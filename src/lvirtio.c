@@ -1,7 +1,7 @@
 /* Lua constructors and the device object for virtio devices:
- * vm:virtio_blk{...}, vm:virtio_rng{...}, vm:virtio{...} (a device whose
- * backend is Lua), dev:status(), and for Lua devices the queue methods and
- * the chain object.
+ * vm:virtio_blk{...}, vm:virtio_rng{...}, vm:virtio_console{...},
+ * vm:virtio{...} (a device whose backend is Lua), dev:status(), and for
+ * Lua devices the queue methods and the chain object.
  *
  * Locks. A device has its transport's mutex (t->lock); Lua has the
  * control-plane lock. The order is control-plane lock, then device mutex:
@@ -21,10 +21,13 @@
  * that) and, under the device mutex, only while the queue it came from is
  * still the same set-up (its epoch): after a reset the buffers belong to
  * the driver again, and using the chain raises instead. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dev/virtio_devices.h"
 #include "dev/virtio_mmio.h"
@@ -97,8 +100,31 @@ static struct lvirtio *check_lua_dev(lua_State *L, int idx, const char *who)
   return d;
 }
 
+/* The options every virtio constructor shares, known to check_options,
+ * checked by check_setup before the device exists and applied by push_dev
+ * (or vm:virtio) after: fastpath = true|false (default true: ioeventfd and
+ * irqfd where they can be had; see virtio_mmio.h). */
+static const char *const common_options[] = { "fastpath", NULL };
+
+static bool opt_fastpath(lua_State *L, int opts)
+{
+  lua_getfield(L, opts, "fastpath");
+  bool fastpath = lua_isnil(L, -1) || lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return fastpath;
+}
+
+static void apply_common_options(lua_State *L, int opts, struct virtio_mmio *t)
+{
+  if (!opt_fastpath(L, opts))
+    virtio_mmio_set_fastpath(t, false);
+}
+
+/* The device object for a C device just attached; its constructor's
+ * options (index 2) are applied to it. */
 static void push_dev(lua_State *L, int vm_idx, struct virtio_mmio *t)
 {
+  apply_common_options(L, 2, t);
   struct lvirtio *d = lua_newuserdatauv(L, sizeof *d, 1);
   d->owner = lua_touserdata(L, vm_idx);
   d->t = t;
@@ -127,11 +153,15 @@ static struct lvm *check_setup(lua_State *L, const char *who)
   luaL_checktype(L, 2, LUA_TTABLE);
   if (v->running)
     lu_errorf(L, "%s: the VM is running; add devices before running it", who);
+  lua_getfield(L, 2, "fastpath");
+  if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+    lu_errorf(L, "%s: fastpath must be true or false, not %s", who, luaL_typename(L, -1));
+  lua_pop(L, 1);
   return v;
 }
 
 /* vm:virtio_blk{ addr = 0xd0000000, irq = 5, path = "disk.img",
- *                readonly = false, id = "luavmm" } -> device */
+ *                readonly = false, id = "luavmm", fastpath = true } -> device */
 static int vm_virtio_blk(lua_State *L)
 {
   struct lvm *v = check_setup(L, "virtio_blk");
@@ -152,7 +182,7 @@ static int vm_virtio_blk(lua_State *L)
   return 1;
 }
 
-/* vm:virtio_rng{ addr = 0xd0001000, irq = 6 } -> device */
+/* vm:virtio_rng{ addr = 0xd0001000, irq = 6, fastpath = true } -> device */
 static int vm_virtio_rng(lua_State *L)
 {
   struct lvm *v = check_setup(L, "virtio_rng");
@@ -162,6 +192,114 @@ static int vm_virtio_rng(lua_State *L)
   struct virtio_mmio *t;
   if (virtio_rng_attach(v->vm, addr, irq, &t, err) < 0)
     return lu_errorf(L, "virtio_rng: %s", err);
+  push_dev(L, 1, t);
+  return 1;
+}
+
+/* Raises for a key of the options table (argument 2) that is not in
+ * names (a NULL-terminated list) or common_options: a misspelt option is
+ * a mistake worth a message. */
+static void check_options(lua_State *L, const char *const *names, const char *who)
+{
+  lua_pushnil(L);
+  while (lua_next(L, 2)) {
+    lua_pop(L, 1);
+    bool known = false;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      for (int i = 0; names[i] != NULL && !known; i++)
+        known = strcmp(lua_tostring(L, -1), names[i]) == 0;
+      for (int i = 0; common_options[i] != NULL && !known; i++)
+        known = strcmp(lua_tostring(L, -1), common_options[i]) == 0;
+    }
+    if (known)
+      continue;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 0; names[i] != NULL; i++) {
+      luaL_addstring(&b, i > 0 ? ", " : "");
+      luaL_addstring(&b, names[i]);
+    }
+    luaL_pushresult(&b);
+    const char *list = lua_tostring(L, -1);
+    lu_errorf(L, "%s: unknown option '%s' (known: %s)", who, luaL_tolstring(L, -2, NULL), list);
+  }
+}
+
+static const char *const console_options[] = {
+  "addr", "irq", "input", "output", "escape", NULL,
+};
+
+/* vm:virtio_console{ addr = 0xd0002000, irq = 7, output = "stdout",
+ *                    input = "stdin", escape = true } -> device
+ *   output: "stdout" (the default), "stderr", false, or a path to create.
+ *   input:  "stdin"; false for none; or a path (a file or a FIFO) to read.
+ *           The default is stdin when it is a terminal that no other
+ *           console (a UART, another virtio console) reads already.
+ *   escape: Ctrl-A x ends the run, Ctrl-A Ctrl-A sends one Ctrl-A. */
+static int vm_virtio_console(lua_State *L)
+{
+  struct lvm *v = check_setup(L, "virtio_console");
+  check_options(L, console_options, "virtio_console");
+  uint64_t addr = (uint64_t)field(L, "addr", 0, (1ll << 52) - 1, "virtio_console");
+  uint32_t irq = (uint32_t)field(L, "irq", 0, VM_IRQ_LINES - 1, "virtio_console");
+  struct virtio_console_config cfg = {
+    .in_fd = -1,
+    .out_fd = -1,
+    .escape = lu_optbool(L, 2, "escape", true),
+  };
+
+  /* Everything that can raise is checked before any file is opened; the
+   * strings stay on the stack, so the pointers stay valid. */
+  const char *in_path = NULL, *out_path = "stdout";
+  bool in_default = false;
+  lua_getfield(L, 2, "input");
+  if (lua_type(L, -1) == LUA_TSTRING)
+    in_path = lua_tostring(L, -1);
+  else if (lua_isnil(L, -1))
+    in_default = true;
+  else if (!lua_isboolean(L, -1) || lua_toboolean(L, -1))
+    return lu_errorf(L, "virtio_console: input must be \"stdin\", false or a path, not %s",
+                     lua_isboolean(L, -1) ? "true" : luaL_typename(L, -1));
+  lua_getfield(L, 2, "output");
+  if (lua_type(L, -1) == LUA_TSTRING)
+    out_path = lua_tostring(L, -1);
+  else if (lua_isboolean(L, -1) && !lua_toboolean(L, -1))
+    out_path = NULL;
+  else if (!lua_isnil(L, -1))
+    return lu_errorf(L, "virtio_console: output must be \"stdout\", \"stderr\", false or a "
+                     "path, not %s", lua_isboolean(L, -1) ? "true" : luaL_typename(L, -1));
+
+  if (in_default && isatty(STDIN_FILENO)) {
+    cfg.in_fd = STDIN_FILENO;
+    cfg.stdin_optional = true;
+  }
+  bool in_stdin = in_path != NULL && strcmp(in_path, "stdin") == 0;
+  if (in_stdin)
+    cfg.in_fd = STDIN_FILENO;
+  if (out_path != NULL && strcmp(out_path, "stdout") == 0) {
+    cfg.out_fd = STDOUT_FILENO;
+  } else if (out_path != NULL && strcmp(out_path, "stderr") == 0) {
+    cfg.out_fd = STDERR_FILENO;
+  } else if (out_path != NULL) {
+    cfg.out_fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (cfg.out_fd < 0)
+      return lu_errorf(L, "virtio_console: cannot open output %s: %s", out_path,
+                       strerror(errno));
+  }
+  if (in_path != NULL && !in_stdin) {
+    /* Non-blocking: opening a FIFO must not wait for its writer. */
+    cfg.in_fd = open(in_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (cfg.in_fd < 0) {
+      int e = errno;
+      if (cfg.out_fd > STDERR_FILENO)
+        close(cfg.out_fd);
+      return lu_errorf(L, "virtio_console: cannot open input %s: %s", in_path, strerror(e));
+    }
+  }
+  char err[ERR_LEN];
+  struct virtio_mmio *t;
+  if (virtio_console_attach(v->vm, addr, irq, &cfg, &t, err) < 0) /* closes the files */
+    return lu_errorf(L, "virtio_console: %s", err);
   push_dev(L, 1, t);
   return 1;
 }
@@ -229,22 +367,6 @@ static const char *const virtio_options[] = {
   "reset", "name", NULL,
 };
 
-/* A misspelt option is a mistake worth a message. */
-static void check_virtio_options(lua_State *L)
-{
-  lua_pushnil(L);
-  while (lua_next(L, 2)) {
-    lua_pop(L, 1);
-    bool known = false;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; virtio_options[i] != NULL && !known; i++)
-        known = strcmp(lua_tostring(L, -1), virtio_options[i]) == 0;
-    if (!known)
-      lu_errorf(L, "virtio: unknown option '%s' (known: addr, irq, device_id, features, queues, "
-                   "config, notify, config_write, reset, name)", luaL_tolstring(L, -1, NULL));
-  }
-}
-
 /* Pushes opts[name], which must be a function (or nil when optional). */
 static void callback_field(lua_State *L, const char *name, bool required)
 {
@@ -261,11 +383,11 @@ static void callback_field(lua_State *L, const char *name, bool required)
 
 /* vm:virtio{ addr =, irq =, device_id =, features = 0, queues = { 64 },
  *            config = "", notify = fn, config_write = fn, reset = fn,
- *            name = "virtio device N" } -> device */
+ *            name = "virtio device N", fastpath = true } -> device */
 static int vm_virtio(lua_State *L)
 {
   struct lvm *v = check_setup(L, "virtio");
-  check_virtio_options(L);
+  check_options(L, virtio_options, "virtio");
   struct virtio_backend be = { 0 };
   uint64_t addr = (uint64_t)field(L, "addr", 0, (1ll << 52) - 1, "virtio");
   uint32_t irq = (uint32_t)field(L, "irq", 0, VM_IRQ_LINES - 1, "virtio");
@@ -350,6 +472,7 @@ static int vm_virtio(lua_State *L)
   lu_pushhandlers(L, 1);
   int handlers_idx = lua_gettop(L);
 
+  bool fastpath = opt_fastpath(L, 2);
   struct lbackend *lb = calloc(1, sizeof *lb);
   if (lb == NULL)
     return lu_errorf(L, "virtio: out of memory");
@@ -366,6 +489,8 @@ static int vm_virtio(lua_State *L)
   }
   d->t = t;
   d->lb = lb;
+  if (!fastpath)
+    virtio_mmio_set_fastpath(t, false); /* else an irqfd at most: Lua backends keep exits */
   int slot = ++v->next_slot;
   lua_pushvalue(L, cb_idx);
   lua_rawseti(L, handlers_idx, slot);
@@ -669,20 +794,26 @@ static void set_int(lua_State *L, const char *name, uint64_t v)
 }
 
 /* dev:status() -> { device_id, status, features, needs_reset, failed,
- *   driver_ok, error, errors, notifies, interrupts, bad_accesses, ... } */
+ *   driver_ok, error, errors, notifies, interrupts, bad_accesses,
+ *   fastpath, ioeventfd, irqfd, notifies_ioeventfd, notifies_mmio,
+ *   interrupts_irqfd, interrupts_line, fastpath_error, ... } */
 static int dev_status(lua_State *L)
 {
   struct lvirtio *d = check_dev_ud(L, 1);
   struct virtio_mmio *t = d->t;
   /* Device 2 is the C virtio-blk, unless a Lua backend calls itself that. */
   bool c_blk = d->lb == NULL && t->be.device_id == 2;
+  bool c_console = d->lb == NULL && t->be.device_id == 3;
   pthread_mutex_lock(&t->lock);
   struct virtio_mmio copy = *t; /* a snapshot; Lua allocates below */
   struct virtio_blk_stats blk = { 0 };
+  struct virtio_console_stats console = { 0 };
   if (c_blk)
     blk = *virtio_blk_stats(t);
+  if (c_console)
+    virtio_console_stats(t, &console);
   pthread_mutex_unlock(&t->lock);
-  lua_createtable(L, 0, 16);
+  lua_createtable(L, 0, 24);
   if (d->lb != NULL) {
     lua_pushstring(L, d->lb->name);
     lua_setfield(L, -2, "name");
@@ -706,6 +837,24 @@ static int dev_status(lua_State *L)
   set_int(L, "notifies", copy.notifies);
   set_int(L, "interrupts", copy.interrupts);
   set_int(L, "bad_accesses", copy.bad_accesses);
+  /* The fast path: asked for, what of it is in use, and each path's share. */
+  bool kicks = false;
+  for (int q = 0; q < VIRTIO_MAX_QUEUES; q++)
+    kicks = kicks || copy.fp.kick_fd[q] >= 0;
+  lua_pushboolean(L, copy.fp.on);
+  lua_setfield(L, -2, "fastpath");
+  lua_pushboolean(L, kicks);
+  lua_setfield(L, -2, "ioeventfd");
+  lua_pushboolean(L, copy.fp.irq_fd >= 0);
+  lua_setfield(L, -2, "irqfd");
+  set_int(L, "notifies_ioeventfd", copy.fp.notifies);
+  set_int(L, "notifies_mmio", copy.notifies - copy.fp.notifies);
+  set_int(L, "interrupts_irqfd", copy.fp.interrupts);
+  set_int(L, "interrupts_line", copy.interrupts - copy.fp.interrupts);
+  if (copy.fp.error[0] != '\0') {
+    lua_pushstring(L, copy.fp.error);
+    lua_setfield(L, -2, "fastpath_error");
+  }
   if (c_blk) {
     set_int(L, "reads", blk.reads);
     set_int(L, "writes", blk.writes);
@@ -713,6 +862,12 @@ static int dev_status(lua_State *L)
     set_int(L, "io_errors", blk.errors);
     set_int(L, "bytes_read", blk.bytes_read);
     set_int(L, "bytes_written", blk.bytes_written);
+  }
+  if (c_console) {
+    set_int(L, "output_bytes", console.output_bytes);
+    set_int(L, "output_errors", console.output_errors);
+    set_int(L, "input_bytes", console.input_bytes);
+    set_int(L, "input_pending", console.input_pending);
   }
   return 1;
 }
@@ -761,6 +916,7 @@ static const luaL_Reg dev_methods[] = {
 static const luaL_Reg vm_methods[] = {
   { "virtio_blk", vm_virtio_blk },
   { "virtio_rng", vm_virtio_rng },
+  { "virtio_console", vm_virtio_console },
   { "virtio", vm_virtio },
   { NULL, NULL },
 };

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
@@ -128,4 +129,73 @@ void term_restore(void)
 bool term_is_raw(void)
 {
   return raw_fd >= 0;
+}
+
+/* ---- console devices ---- */
+
+/* Who reads stdin: the process has one, and so do we. */
+static pthread_mutex_t stdin_lock = PTHREAD_MUTEX_INITIALIZER;
+static const void *stdin_owner;
+static char stdin_owner_name[64];
+
+bool term_claim_stdin(const void *owner, const char *what, char *holder, size_t n)
+{
+  pthread_mutex_lock(&stdin_lock);
+  bool ok = stdin_owner == NULL || stdin_owner == owner;
+  if (stdin_owner == NULL) {
+    stdin_owner = owner;
+    snprintf(stdin_owner_name, sizeof stdin_owner_name, "%s", what);
+  } else if (!ok && n > 0) {
+    snprintf(holder, n, "%s", stdin_owner_name);
+  }
+  pthread_mutex_unlock(&stdin_lock);
+  return ok;
+}
+
+void term_release_stdin(const void *owner)
+{
+  pthread_mutex_lock(&stdin_lock);
+  if (stdin_owner == owner)
+    stdin_owner = NULL;
+  pthread_mutex_unlock(&stdin_lock);
+}
+
+bool term_console_begin(int fd, bool escape, bool *hinted)
+{
+  if (!isatty(fd))
+    return false;
+  if (escape && !*hinted) {
+    static const char hint[] = "(Ctrl-A x quits)\n";
+    ssize_t n = write(STDERR_FILENO, hint, sizeof hint - 1);
+    (void)n;
+    *hinted = true;
+  }
+  /* Without the escape, Ctrl-C must still stop the VM. */
+  return term_raw(fd, !escape) == 1;
+}
+
+size_t term_escape_filter(struct term_escape *e, const uint8_t *in, size_t n, uint8_t *out,
+                          bool *quit)
+{
+  size_t len = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t b = in[i];
+    if (e->pending) {
+      e->pending = false;
+      if (b == 'x' || b == 'X') {
+        *quit = true;
+        break;
+      }
+      if (b != TERM_ESCAPE_CHAR)
+        out[len++] = TERM_ESCAPE_CHAR;
+      out[len++] = b;
+      continue;
+    }
+    if (b == TERM_ESCAPE_CHAR) {
+      e->pending = true;
+      continue;
+    }
+    out[len++] = b;
+  }
+  return len;
 }

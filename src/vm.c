@@ -34,18 +34,47 @@ static int create_irqchip(struct vm *vm, const struct vm_config *cfg, char *err)
   return 0;
 }
 
-int vm_irq_line(struct vm *vm, uint32_t irq, int level)
+void vm_irq_record(struct vm *vm, uint32_t irq, int level)
 {
   if (irq >= VM_IRQ_LINES)
-    return -1;
+    return;
   if (level)
     atomic_fetch_or(&vm->irq_levels, 1u << irq);
   else
     atomic_fetch_and(&vm->irq_levels, ~(1u << irq));
+}
+
+int vm_irq_line(struct vm *vm, uint32_t irq, int level)
+{
+  if (irq >= VM_IRQ_LINES)
+    return -1;
+  vm_irq_record(vm, irq, level);
   if (!vm->irqchip)
     return 0;
   struct kvm_irq_level line = { .irq = irq, .level = level ? 1 : 0 };
   return ioctl(vm->fd, KVM_IRQ_LINE, &line) < 0 ? -1 : 0;
+}
+
+int vm_ioeventfd(struct vm *vm, uint64_t addr, uint64_t datamatch, int fd, bool assign)
+{
+  struct kvm_ioeventfd io = {
+    .datamatch = datamatch,
+    .addr = addr,
+    .len = 4,
+    .fd = fd,
+    .flags = KVM_IOEVENTFD_FLAG_DATAMATCH | (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+  };
+  return ioctl(vm->fd, KVM_IOEVENTFD, &io) < 0 ? -1 : 0;
+}
+
+int vm_irqfd(struct vm *vm, uint32_t gsi, int fd, bool assign)
+{
+  struct kvm_irqfd irqfd = {
+    .fd = (uint32_t)fd,
+    .gsi = gsi,
+    .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN,
+  };
+  return ioctl(vm->fd, KVM_IRQFD, &irqfd) < 0 ? -1 : 0;
 }
 
 int vm_create(struct vm **out, struct kvm *kvm, const struct vm_config *cfg, char *err)
@@ -87,6 +116,9 @@ int vm_create(struct vm **out, struct kvm *kvm, const struct vm_config *cfg, cha
   }
   if (cfg->irqchip && create_irqchip(vm, cfg, err) < 0)
     goto fail;
+  /* What the virtio fast path may use (src/dev/virtio_mmio.c). */
+  vm->ioeventfd = ioctl(vm->fd, KVM_CHECK_EXTENSION, KVM_CAP_IOEVENTFD) > 0;
+  vm->irqfd = vm->irqchip && ioctl(vm->fd, KVM_CHECK_EXTENSION, KVM_CAP_IRQFD) > 0;
   vm->cpus = calloc((size_t)ncpus, sizeof *vm->cpus);
   if (vm->cpus == NULL) {
     errf(err, "out of memory");
@@ -148,6 +180,9 @@ void vm_start_devices(struct vm *vm)
 
 void vm_flush_devices(struct vm *vm)
 {
+  for (struct device *d = vm->devices; d != NULL; d = d->next)
+    if (d->quiesce != NULL)
+      d->quiesce(d);
   for (struct device *d = vm->devices; d != NULL; d = d->next)
     if (d->flush != NULL)
       d->flush(d);

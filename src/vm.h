@@ -27,13 +27,17 @@ typedef int unhandled_fn(void *opaque, struct vcpu *cpu, enum bus_space space, u
 /* A C device's hooks beyond its bus handler, each optional: start when a
  * run starts (before any vCPU enters: a console takes the terminal), flush
  * when it ends (after every vCPU has stopped: output, the terminal back),
- * and free itself when the VM goes. */
+ * and free itself when the VM goes. quiesce also comes when a run ends,
+ * before any device's flush: a device whose own thread serves the guest
+ * (a virtio transport's I/O thread) stops it there, so that it calls no
+ * other device that has flushed already. */
 struct device {
   struct device *next;
   const char *name;
   void (*start)(struct device *dev);
   void (*flush)(struct device *dev);
   void (*destroy)(struct device *dev);
+  void (*quiesce)(struct device *dev);
 };
 
 struct vm {
@@ -64,6 +68,8 @@ struct vm {
   bool irqchip;
   bool pit;
   _Atomic uint32_t irq_levels; /* bit n: line n's level, as last set */
+  bool ioeventfd;       /* KVM_CAP_IOEVENTFD: guest writes can signal an eventfd */
+  bool irqfd;           /* KVM_CAP_IRQFD, and an irqchip to take the interrupts */
 
   _Atomic int unhandled;
   unhandled_fn *unhandled_fn;
@@ -91,6 +97,16 @@ int vm_create(struct vm **out, struct kvm *kvm, const struct vm_config *cfg, cha
  * in-kernel irqchip it is KVM_IRQ_LINE; without one the level is only
  * recorded (vm->irq_levels). Safe from any thread. */
 int vm_irq_line(struct vm *vm, uint32_t irq, int level);
+/* Only records the level (vm:irq_level), for a line whose interrupts go to
+ * KVM through an irqfd. */
+void vm_irq_record(struct vm *vm, uint32_t irq, int level);
+
+/* KVM_IOEVENTFD: a 4-byte MMIO write of `datamatch` at addr signals fd
+ * instead of exiting (assign), or no longer does (!assign). KVM_IRQFD: a
+ * write to fd is an edge on interrupt line gsi (the line goes up and down
+ * again), or no longer is. Both return 0, or -1 with errno. */
+int vm_ioeventfd(struct vm *vm, uint64_t addr, uint64_t datamatch, int fd, bool assign);
+int vm_irqfd(struct vm *vm, uint32_t gsi, int fd, bool assign);
 void vm_destroy(struct vm *vm);
 
 void vm_add_device(struct vm *vm, struct device *dev);

@@ -146,6 +146,9 @@ struct virtio {
   uint64_t device_features; /* what the device offers */
   uint64_t features;        /* what was negotiated */
   unsigned long poll_limit; /* rounds a wait may take; 0 means the default */
+  int irq_waits;            /* nonzero: vq_transfer waits with vq_wait_irq */
+  volatile unsigned long interrupts; /* virtio_interrupt() calls */
+  volatile uint32_t isr_seen;        /* the InterruptStatus bits they found */
 };
 
 /* One buffer of a request. */
@@ -230,8 +233,22 @@ void vq_notify(struct vq *q);
  * chain's descriptors when the id is one this driver handed out. */
 int vq_wait(struct vq *q, uint32_t *len);
 
-/* vq_submit, kick, vq_wait: the used length, or an error. */
+/* vq_submit, kick, vq_wait (vq_wait_irq with dev->irq_waits): the used
+ * length, or an error. */
 int64_t vq_transfer(struct vq *q, const struct vq_buf *bufs, int n, int flags);
+
+/* ---- waiting for interrupts (64-bit, with <irq.h>) ----
+ * The device's interrupt handler calls virtio_interrupt(d): it reads and
+ * acknowledges InterruptStatus, and counts. vq_wait_irq is vq_wait that
+ * sleeps (irq_wait: sti; hlt) until an interrupt between looks at the used
+ * ring, instead of polling the device: with an ioeventfd and an irqfd on
+ * the host side, a request then costs no exit but the handler's two.
+ * Call it with interrupts off; it returns with them off. It reads the
+ * device status only after a wake-up that brought nothing (a device that
+ * gives up raises a configuration interrupt), and has no bound of its
+ * own: a wait nothing wakes lasts until the host stops the VM. */
+uint32_t virtio_interrupt(struct virtio *d);
+int vq_wait_irq(struct vq *q, uint32_t *len);
 
 /* Where the driver writes used_event and the device avail_event. */
 static inline volatile uint16_t *vq_used_event(struct vq *q)

@@ -278,6 +278,8 @@ void vq_kick(struct vq *q, uint16_t old)
   virtio_write(q->dev, VIRTIO_MMIO_QUEUE_NOTIFY, q->index);
 }
 
+static int vq_take(struct vq *q, uint32_t *len);
+
 int vq_wait(struct vq *q, uint32_t *len)
 {
   unsigned long limit = q->dev->poll_limit ? q->dev->poll_limit : POLL_DEFAULT;
@@ -292,6 +294,12 @@ int vq_wait(struct vq *q, uint32_t *len)
       return VQ_ETIMEOUT;
     cpu_relax();
   }
+  return vq_take(q, len);
+}
+
+/* The next used entry, which is there: its id, *len its length. */
+static int vq_take(struct vq *q, uint32_t *len)
+{
   rmb();
   const volatile struct vq_used_elem *e = &q->used.ring[q->last_used & (q->num - 1)];
   uint32_t id = e->id;
@@ -316,10 +324,40 @@ int64_t vq_transfer(struct vq *q, const struct vq_buf *bufs, int n, int flags)
     return head;
   vq_kick(q, old);
   uint32_t len;
-  int id = vq_wait(q, &len);
+  int id = q->dev->irq_waits ? vq_wait_irq(q, &len) : vq_wait(q, &len);
   if (id < 0)
     return id;
   if (id != head)
     return VIRTIO_EINVAL; /* one request at a time: it must be ours */
   return len;
 }
+
+/* ---- waiting for interrupts ---- */
+
+uint32_t virtio_interrupt(struct virtio *d)
+{
+  uint32_t isr = virtio_ack_interrupts(d);
+  d->interrupts++;
+  d->isr_seen |= isr;
+  return isr;
+}
+
+#ifdef __x86_64__
+int vq_wait_irq(struct vq *q, uint32_t *len)
+{
+  for (unsigned long round = 0;; round++) {
+    uint16_t used = *(volatile uint16_t *)&q->used.idx;
+    if (used != q->last_used)
+      break;
+    if (round > 0 && (virtio_status(q->dev) & VIRTIO_STATUS_NEEDS_RESET))
+      return VQ_ENEEDS_RESET;
+    __asm__ volatile("sti; hlt; cli" : : : "memory");
+  }
+  return vq_take(q, len);
+}
+#else
+int vq_wait_irq(struct vq *q, uint32_t *len)
+{
+  return vq_wait(q, len); /* no interrupts in 32-bit guests: it polls */
+}
+#endif

@@ -29,6 +29,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -45,8 +46,6 @@
 #define SERIAL_OUT_BUF 4096
 #define SERIAL_IN_CHUNK 256
 #define SERIAL_TICK_MS 30
-
-#define CTRL_A 0x01
 
 /* Register offsets from the base. */
 enum {
@@ -135,14 +134,14 @@ struct serial {
   size_t out_used;
   uint8_t out[SERIAL_OUT_BUF];
 
-  /* Input: fd < 0 for none. in_eof, esc_pending and the pending chunk
-   * belong to the input thread (one at a time; a run's thread is joined
-   * before the next starts). in_waiting is under the lock. */
+  /* Input: fd < 0 for none. in_eof, esc and the pending chunk belong to
+   * the input thread (one at a time; a run's thread is joined before the
+   * next starts). in_waiting is under the lock. */
   int in_fd;
   bool in_stdin;
   bool escape;
   bool in_eof;
-  bool esc_pending;
+  struct term_escape esc;
   bool in_waiting;    /* the thread waits for room in the FIFO */
   size_t pend_off, pend_len;
   uint8_t pend[SERIAL_IN_CHUNK];
@@ -155,10 +154,6 @@ struct serial {
   bool took_term;
   bool hinted;
 };
-
-/* The UART that reads stdin: the process has one, and so do we. */
-static pthread_mutex_t stdin_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct serial *stdin_owner;
 
 /* ---- the interrupt line ---- */
 
@@ -460,29 +455,16 @@ static int serial_access(void *opaque, struct vcpu *c, uint64_t offset, uint8_t 
 /* Turns what was read into bytes for the guest, applying the escape. */
 static void take_input(struct serial *s, const uint8_t *raw, size_t n)
 {
-  size_t out = 0;
-  for (size_t i = 0; i < n; i++) {
-    uint8_t b = raw[i];
-    if (s->esc_pending) {
-      s->esc_pending = false;
-      if (b == 'x' || b == 'X') {
-        /* Whatever was typed after it was not meant for this run. */
-        vm_request_stop(s->vm, VCPU_QUIT, 0);
-        break;
-      }
-      if (b != CTRL_A)
-        s->pend[out++] = CTRL_A;
-      s->pend[out++] = b;
-      continue;
-    }
-    if (s->escape && b == CTRL_A) {
-      s->esc_pending = true;
-      continue;
-    }
-    s->pend[out++] = b;
-  }
+  bool quit = false;
+  if (s->escape)
+    n = term_escape_filter(&s->esc, raw, n, s->pend, &quit);
+  else
+    memcpy(s->pend, raw, n);
+  /* Whatever was typed after Ctrl-A x was not meant for this run. */
+  if (quit)
+    vm_request_stop(s->vm, VCPU_QUIT, 0);
   s->pend_off = 0;
-  s->pend_len = out;
+  s->pend_len = n;
 }
 
 /* Reads what the input fd has, at most half a chunk: an escape can double
@@ -563,16 +545,8 @@ static void serial_start(struct device *dev)
   struct serial *s = (struct serial *)dev;
   if (s->thread_running || (s->in_fd < 0 && s->out_fd < 0))
     return;
-  if (s->in_stdin && s->in_fd >= 0 && isatty(s->in_fd)) {
-    if (s->escape && !s->hinted) {
-      static const char hint[] = "(Ctrl-A x quits)\n";
-      ssize_t n = write(STDERR_FILENO, hint, sizeof hint - 1);
-      (void)n;
-      s->hinted = true;
-    }
-    /* Without the escape, Ctrl-C must still stop the VM. */
-    s->took_term = term_raw(s->in_fd, !s->escape) == 1;
-  }
+  if (s->in_stdin && s->in_fd >= 0)
+    s->took_term = term_console_begin(s->in_fd, s->escape, &s->hinted);
   s->stopping = false;
   /* The thread takes no signals: Ctrl-C and SIGTERM belong to the main
    * thread, the kick signal to vCPUs. */
@@ -623,10 +597,7 @@ static void serial_destroy(struct device *dev)
 {
   struct serial *s = (struct serial *)dev;
   serial_flush(dev);
-  pthread_mutex_lock(&stdin_lock);
-  if (stdin_owner == s)
-    stdin_owner = NULL;
-  pthread_mutex_unlock(&stdin_lock);
+  term_release_stdin(s);
   if (s->line != NULL && --s->line->refs == 0) {
     pthread_mutex_destroy(&s->line->lock);
     free(s->line);
@@ -685,18 +656,16 @@ int serial_attach(struct vm *vm, const struct serial_config *cfg, char *err)
   }
 
   if (s->in_stdin) {
-    pthread_mutex_lock(&stdin_lock);
-    struct serial *owner = stdin_owner;
-    if (owner == NULL)
-      stdin_owner = s;
-    pthread_mutex_unlock(&stdin_lock);
-    if (owner != NULL && cfg->stdin_optional) {
+    char what[48], holder[64];
+    snprintf(what, sizeof what, "the UART at port 0x%x", s->port);
+    if (!term_claim_stdin(s, what, holder, sizeof holder)) {
+      if (!cfg->stdin_optional) {
+        errf(err, "stdin is already the input of %s; give this one input = false or a path",
+             holder);
+        goto fail;
+      }
       s->in_fd = -1;
       s->in_stdin = false;
-    } else if (owner != NULL) {
-      errf(err, "stdin is already the input of the UART at port 0x%x; give this one "
-           "input = false or a path", owner->port);
-      goto fail;
     }
   }
 

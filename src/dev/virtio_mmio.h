@@ -3,7 +3,14 @@
  * config space and split virtqueues. What the device does with its queues
  * is up to its backend: a C device (virtio-blk, -rng, -console) or a Lua
  * one (src/lvirtio.c). One lock per device guards the transport and the
- * backend's queues. */
+ * backend's queues.
+ *
+ * The fast path (on by default where KVM has it; virtio_mmio_set_fastpath):
+ * a C backend's queue notifications reach an eventfd through KVM_IOEVENTFD
+ * instead of exiting, and the device's I/O thread, which runs while the VM
+ * runs, calls the backend's notify; with the in-kernel irqchip, interrupts
+ * go to KVM through an irqfd. virtio_mmio.c explains threads, lifetimes and
+ * the interrupt scheme. */
 #ifndef LUAVMM_VIRTIO_MMIO_H
 #define LUAVMM_VIRTIO_MMIO_H
 
@@ -83,6 +90,23 @@ struct virtio_backend {
   void *opaque;
 };
 
+/* The fast path's state; everything but the thread fields is under the
+ * device lock. */
+struct virtio_fastpath {
+  bool on;                                /* asked for (the `fastpath` option) */
+  int kick_fd[VIRTIO_MAX_QUEUES];         /* a queue's notifications, or -1 */
+  bool kick_assigned[VIRTIO_MAX_QUEUES];  /* KVM signals kick_fd now */
+  bool kick_failed[VIRTIO_MAX_QUEUES];    /* KVM refused it: the queue exits */
+  int irq_fd;                             /* bound to the line with KVM_IRQFD, or -1 */
+  int wake_fd;                            /* ends the I/O thread's poll, or -1 */
+  bool stopping;                          /* the I/O thread must return */
+  pthread_t thread;                       /* the I/O thread: started and joined by */
+  bool thread_running;                    /* the device hooks, on the control thread */
+  char error[160];                        /* what failed, when part of it is off */
+  uint64_t notifies;                      /* notifications that came through kick_fd */
+  uint64_t interrupts;                    /* interrupts sent through irq_fd */
+};
+
 struct virtio_queue {
   struct virtq vq;
   uint16_t num;          /* QueueNum as the driver wrote it */
@@ -117,12 +141,28 @@ struct virtio_mmio {
   uint64_t notifies;
   uint64_t interrupts;
   uint64_t bad_accesses;  /* wrong sizes, unknown registers */
+
+  struct virtio_fastpath fp;
 };
 
 /* Maps a device at base (4 KiB, page-aligned) with interrupt line irq. The
- * transport owns the backend from here on (destroy hook). */
+ * transport owns the backend from here on (destroy hook). The fast path is
+ * on where the VM allows it. */
 int virtio_mmio_attach(struct vm *vm, uint64_t base, uint32_t irq,
                        const struct virtio_backend *be, struct virtio_mmio **out, char *err);
+
+/* Turns the fast path on (ioeventfd for a C backend's queues where KVM has
+ * it; an irqfd where the VM has the in-kernel irqchip) or off (every
+ * notification exits, the line is KVM_IRQ_LINE). Only while the VM is not
+ * running; the Lua constructors call it right after attaching. What did not
+ * work out is in t->fp.error, and that part stays off. */
+void virtio_mmio_set_fastpath(struct virtio_mmio *t, bool on);
+
+/* With the lock held: the driver notified queue q `count` times through
+ * its eventfd. Counts them and, when the queue is live, calls the backend's
+ * notify. The I/O thread's work; the fuzz harness calls it at any moment,
+ * as the thread may. */
+void virtio_mmio_kicked(struct virtio_mmio *t, uint16_t q, uint64_t count);
 
 /* For backends, with the lock held: the driver's queue q (NULL unless set
  * up and ready), a used-buffer interrupt when the driver wants one, and
