@@ -21,7 +21,14 @@
 --      luavmm's vm:debugcon (C) and a Lua handler vs QEMU's -debugcon; bytes
 --      per second of the difference between the runs with and without the
 --      N bytes, so start-up cancels out.
---   5. virtio-blk: not available yet.
+--   5. virtio-blk: the same sequential requests (4 KiB and 64 KiB, reads
+--      and writes, one at a time) made by a guest (blk64.c, from guest user
+--      mode) through vm:virtio_blk with the fast path (ioeventfd + irqfd)
+--      and without it (fastpath = false), and by a plain pread/pwrite loop
+--      (blkref.c) on the same image file: MB/s, requests/s, the ratio to
+--      the loop, and exits per request (vm:stats()). The guest waits for
+--      each request's interrupt, as a kernel's driver does, or polls its
+--      used ring.
 --
 -- Writes DIR/bench/results.json (and .csv) and, when gnuplot is there,
 -- DIR/bench/ratios.png (in DIR/bench/quick/ with --quick). Exits 0 whether
@@ -73,22 +80,25 @@ local OUT = opt.build .. "/bench"
 -- Where the results go: the quick mode's must not replace a real run's.
 local RESULTS = opt.quick and OUT .. "/quick" or OUT
 
--- Iteration counts: the real run takes about half a minute on a 2-core
--- nested machine; the quick one about a second.
+-- Iteration counts: the real run takes about 40 seconds on a 2-core
+-- nested machine; the quick one about two.
 local N = opt.quick and {
   exit_passes = 32, exit_samples = 1,
   lifecycle_vms = 10, lifecycle_samples = 1,
   launch_samples = 1,
   serial_bytes = 4096, serial_samples = 1,
+  blk_small = 16, blk_large = 4, blk_samples = 1, blk_disk_mib = 1,
 } or {
   exit_passes = 1024, exit_samples = 31,
   lifecycle_vms = 100, lifecycle_samples = 21,
   launch_samples = 21,
   serial_bytes = 65536, serial_samples = 9,
+  blk_small = 1000, blk_large = 250, blk_samples = 7, blk_disk_mib = 16,
 }
 if opt["repeat"] then
   N.exit_samples, N.lifecycle_samples = opt["repeat"], opt["repeat"]
   N.launch_samples, N.serial_samples = opt["repeat"], opt["repeat"]
+  N.blk_samples = opt["repeat"]
 end
 
 -- Must match raw_kvm.c and the guests.
@@ -109,6 +119,8 @@ local KIND_NAME = { io = "port I/O (out)", mmio = "MMIO (write)", hypercall = "h
 local F = {
   raw_kvm = OUT .. "/raw_kvm",
   runproc = OUT .. "/runproc",
+  blkref = OUT .. "/blkref",
+  blk64 = OUT .. "/blk64.bin",
   exits64 = OUT .. "/exits64.bin",
   halt16 = OUT .. "/halt16.bin",
   tiny16 = OUT .. "/tiny16.bin",
@@ -669,6 +681,181 @@ local function bench_serial(results, with_qemu)
   end
 end
 
+-- ---- 5. virtio-blk ----
+
+-- Must match blk64.c.
+local BLK = { base = 0xd0000000, irq = 5, mark = 0xd0100000, done = 0xffff, failed = 0x10000,
+              hc_param = 0x40, memory = "4M" }
+-- The phases every contender runs, in this order.
+local BLK_PHASES = {
+  { id = "read_4k", label = "4 KiB read", short = "4K read", write = false, bytes = 4096 },
+  { id = "write_4k", label = "4 KiB write", short = "4K write", write = true, bytes = 4096 },
+  { id = "read_64k", label = "64 KiB read", short = "64K read", write = false, bytes = 65536 },
+  { id = "write_64k", label = "64 KiB write", short = "64K write", write = true, bytes = 65536 },
+}
+-- The luavmm contenders: the fast path or not, the guest waiting for
+-- interrupts or polling.
+local BLK_VMM = {
+  { id = "fast", label = "luavmm fast path, irq", fastpath = true, poll = false },
+  { id = "exit", label = "luavmm exit path, irq", fastpath = false, poll = false },
+  { id = "fast_poll", label = "luavmm fast path, poll", fastpath = true, poll = true },
+  { id = "exit_poll", label = "luavmm exit path, poll", fastpath = false, poll = true },
+}
+
+local function blk_count(phase)
+  return phase.bytes >= 65536 and N.blk_large or N.blk_small
+end
+
+-- ns per request of each phase for the pread/pwrite loop.
+local function blk_reference(path)
+  local ns = {}
+  for _, ph in ipairs(BLK_PHASES) do
+    local count = blk_count(ph)
+    local out = capture(string.format("%s %s %s %d %d", quote(F.blkref), quote(path),
+                                      ph.write and "write" or "read", ph.bytes, count))
+    local n, t = out:match("requests (%d+) ns (%d+)")
+    assert(n, "blkref said: " .. out)
+    ns[ph.id] = tonumber(t) / tonumber(n)
+  end
+  return ns
+end
+
+-- One luavmm contender: a VM running blk64 through every phase. The guest
+-- marks the start and end of each phase (an MMIO write); the handler
+-- stops the VM there, so the clock and the statistics of the run between
+-- cover one phase exactly (its exits, plus the end mark's). Returns ns per
+-- request and exits per request for each phase, and the device's status.
+local function blk_luavmm(path, c)
+  local vm <close> = vmm.vm{ memory = BLK.memory, irqchip = true }
+  vm:load(F.blk64, GUEST64_AT)
+  vm:cpu(0):set_mode("long", { entry = GUEST64_AT })
+  local console = {}
+  vm:on_io(0xe9, function(_, _, _, v) console[#console + 1] = string.char(v) end)
+  local params = { [0] = BLK.base, [1] = c.poll and 1 or 0, [2] = BLK.irq,
+                   [3] = N.blk_disk_mib * 2048, [4] = #BLK_PHASES }
+  for k, ph in ipairs(BLK_PHASES) do
+    local at = 8 + 4 * (k - 1)
+    params[at], params[at + 1], params[at + 2] = ph.write and 1 or 0, ph.bytes, blk_count(ph)
+  end
+  vm:on_hypercall(BLK.hc_param, function(_, i) return params[i] or 0 end)
+  vm:on_mmio(BLK.mark, 0x1000, function(_, _, _, v)
+    if v then vm:stop(v) end
+  end)
+  local dev = vm:virtio_blk{ addr = BLK.base, irq = BLK.irq, path = path, fastpath = c.fastpath }
+  local function run_to(mark)
+    local r = vm:run{ timeout = 120, raise = false }
+    if r.reason ~= "stop" or r.code ~= mark then
+      error(string.format("bench: blk64 (%s) ended with %s %s (%s), expected mark 0x%x; it "
+                          .. "printed:\n%s", c.label, r.reason, tostring(r.code),
+                          tostring(r.message), mark, table.concat(console)), 0)
+    end
+  end
+  local out = {}
+  for k, ph in ipairs(BLK_PHASES) do
+    run_to(2 * (k - 1))
+    vm:reset_stats()
+    local t0 = vmm.now()
+    run_to(2 * (k - 1) + 1)
+    local t1 = vmm.now()
+    local count = blk_count(ph)
+    out[ph.id] = { ns = (t1 - t0) * 1e9 / count, exits = (vm:stats().exits - 1) / count }
+  end
+  run_to(BLK.done)
+  return out, dev:status()
+end
+
+local function bench_virtio_blk(results)
+  say("")
+  say("== 5. virtio-blk: sequential requests, one at a time, against a pread/pwrite loop")
+  say("  on the same %d MiB image (median of %d samples of %d 4 KiB and %d 64 KiB requests",
+      N.blk_disk_mib, N.blk_samples, N.blk_small, N.blk_large)
+  say("  per direction). The guest (blk64.c) makes them from user mode; it waits for each")
+  say("  request's interrupt (irq: the handler reads and ACKs InterruptStatus) or polls the")
+  say("  used ring (poll). Fast path: notifications through ioeventfd, interrupts through")
+  say("  irqfd; exit path: vm:virtio_blk{ fastpath = false }.")
+  local path = scratch_file()
+  write_file(path, string.rep("\0", N.blk_disk_mib << 20))
+  local ids = { "pread" }
+  for _, c in ipairs(BLK_VMM) do ids[#ids + 1] = c.id end
+  local s, status = {}, {}
+  for _, id in ipairs(ids) do
+    s[id] = {}
+    for _, ph in ipairs(BLK_PHASES) do s[id][ph.id] = { ns = {}, exits = {} } end
+  end
+  for i = 1, N.blk_samples do
+    for _, id in ipairs(rotated(ids, i)) do
+      local got
+      if id == "pread" then
+        got = {}
+        for ph, ns in pairs(blk_reference(path)) do got[ph] = { ns = ns } end
+      else
+        for _, c in ipairs(BLK_VMM) do
+          if c.id == id then got, status[id] = blk_luavmm(path, c) end
+        end
+      end
+      for ph, v in pairs(got) do
+        table.insert(s[id][ph].ns, v.ns)
+        if v.exits then table.insert(s[id][ph].exits, v.exits) end
+      end
+    end
+    progress("  virtio-blk: sample %d/%d", i, N.blk_samples)
+  end
+
+  local r = { counts = { small = N.blk_small, large = N.blk_large, samples = N.blk_samples,
+                         disk_mib = N.blk_disk_mib }, phases = {} }
+  local st = status.fast
+  r.fast_path = { ioeventfd = st.ioeventfd, irqfd = st.irqfd, error = st.fastpath_error,
+                  notifies_ioeventfd = st.notifies_ioeventfd, notifies_mmio = st.notifies_mmio,
+                  interrupts_irqfd = st.interrupts_irqfd, interrupts_line = st.interrupts_line }
+  say("  %-38s %10s %10s %11s %10s", "", "MB/s", "requests/s", "vs pread", "exits/req")
+  for _, ph in ipairs(BLK_PHASES) do
+    local p = {}
+    for _, id in ipairs(ids) do
+      local x = s[id][ph.id]
+      local ns = median(x.ns)
+      p[id] = { ns_per_request = summary(x.ns), requests_per_s = 1e9 / ns,
+                mb_per_s = ph.bytes * 1e3 / ns }
+      if id ~= "pread" then
+        -- Throughput over the loop's, paired within each round.
+        p[id].over_pread, p[id].over_pread_iqr = ratio(s.pread[ph.id].ns, x.ns)
+        p[id].exits_per_request = median(x.exits)
+      end
+    end
+    p.fast_over_exit, p.fast_over_exit_iqr = ratio(s.exit[ph.id].ns, s.fast[ph.id].ns)
+    r.phases[ph.id] = p
+    for j, id in ipairs(ids) do
+      local x = p[id]
+      local name = id == "pread" and "pread/pwrite loop" or BLK_VMM[j - 1].label
+      say("  %-13s %-24s %10.1f %10.0f %11s %10s", j == 1 and ph.label .. ":" or "", name,
+          x.mb_per_s, x.requests_per_s,
+          x.over_pread and string.format(x.over_pread < 0.1 and "%.4fx" or "%.3fx", x.over_pread)
+            or "", x.exits_per_request and string.format("%.2f", x.exits_per_request) or "")
+    end
+  end
+  -- Over the four phases: the worst exits per request of the fast path
+  -- (interrupt-driven), and the fast path's throughput over the exit
+  -- path's, per round (the mean of the four phases' ratios), then the
+  -- median of the rounds.
+  local worst = 0
+  for _, ph in ipairs(BLK_PHASES) do
+    worst = math.max(worst, r.phases[ph.id].fast.exits_per_request)
+  end
+  r.fast_exits_per_request = worst
+  local per_round = {}
+  for i = 1, N.blk_samples do
+    local sum = 0
+    for _, ph in ipairs(BLK_PHASES) do sum = sum + s.exit[ph.id].ns[i] / s.fast[ph.id].ns[i] end
+    per_round[i] = sum / #BLK_PHASES
+  end
+  r.fast_over_exit, r.fast_over_exit_iqr = median(per_round), iqr(per_round)
+  say("  fast path in use: ioeventfd %s, irqfd %s%s; fast path / exit path throughput %.2fx",
+      tostring(st.ioeventfd), tostring(st.irqfd),
+      st.fastpath_error and (" (" .. st.fastpath_error .. ")") or "", r.fast_over_exit)
+  say("  (exits per request: those of the run that made the phase's requests, less the")
+  say("  end mark's; the interrupt handler's two are in the irq rows)")
+  results.virtio_blk = r
+end
+
 -- ---- targets ----
 
 -- op "<=": met when ratio <= target; ">=" and ">" likewise; "<" strict.
@@ -717,19 +904,33 @@ local function targets(results, qemu_note)
       1, "x", qemu_note or "too few bytes to measure")
   add("serial_lua", "serial: luavmm Lua handler / QEMU debugcon bytes per s",
       s.luavmm_lua_over_qemu, ">", 1, "x", qemu_note or "too few bytes to measure")
-  t[#t + 1] = { id = "virtio_blk", label = "virtio-blk throughput", status = "not available yet" }
+  local vb = results.virtio_blk
+  for _, ph in ipairs(BLK_PHASES) do
+    local p = vb.phases[ph.id]
+    t[#t + 1] = { id = "virtio_blk_" .. ph.id,
+                  label = "virtio-blk " .. ph.label .. ": fast path / pread, req/s",
+                  ratio = p.fast.over_pread, iqr = p.fast.over_pread_iqr, unit = "x",
+                  status = "no target" }
+  end
+  add("virtio_blk_exits", "virtio-blk exits per request, fast path (irq)",
+      vb.fast_exits_per_request, "<=", 2, "exits")
+  add("virtio_blk_fast_over_exit", "virtio-blk fast path / exit path, requests per s (irq)",
+      vb.fast_over_exit, ">=", 1, "x", nil, vb.fast_over_exit_iqr)
   return t
 end
 
 local function fmt_ratio(r, unit)
   if unit == "MiB" then return string.format("%.2f MiB", r) end
+  if unit == "exits" then return string.format("%.2f", r) end
   if r >= 10 then return string.format("%.1fx", r) end
+  if r < 0.01 then return string.format("%.4fx", r) end
   if r < 0.1 then return string.format("%.3fx", r) end
   return string.format("%.2fx", r)
 end
 
 local function fmt_target(op, target, unit)
   local sym = ({ ["<="] = "<=", ["<"] = "<", [">="] = ">=", [">"] = ">" })[op]
+  if unit == "exits" then return sym .. " " .. target end
   return sym .. " " .. (unit == "MiB" and (target .. " MiB") or (target .. "x"))
 end
 
@@ -748,7 +949,9 @@ local function print_targets(t)
   local line = "  %-56s %9s %9s %13s  %s"
   say(line, "", "measured", "target", "rounds", "")
   for _, row in ipairs(t) do
-    if row.ratio ~= nil then
+    if row.ratio ~= nil and not row.target then
+      say(line, row.label, fmt_ratio(row.ratio, row.unit), "-", fmt_iqr(row), row.status)
+    elseif row.ratio ~= nil then
       local how
       local pct = math.abs(row.margin * 100)
       pct = string.format(pct < 10 and "%.1f%%" or "%.0f%%", pct)
@@ -776,6 +979,7 @@ local CHART_LABEL = {
   lifecycle_in_process = "lifecycle\\nluavmm / raw", whole_process = "process\\nQEMU / luavmm",
   memory_overhead = "overhead\\nMiB", memory_vs_qemu = "RSS\\nluavmm / QEMU",
   serial_c = "serial C\\nvs QEMU", serial_lua = "serial Lua\\nvs QEMU",
+  virtio_blk_exits = "virtio-blk\\nexits/req", virtio_blk_fast_over_exit = "virtio-blk\\nfast / exit",
 }
 
 -- Two panels: the ratios whose targets lie near 1 (exits, lifecycle,
@@ -802,9 +1006,31 @@ local function chart_rows(t, near_one)
   return lines, lo_all, hi_all
 end
 
-local function chart(t, m)
+-- The third panel: virtio-blk's throughput over the pread/pwrite loop's,
+-- fast path and exit path side by side for each phase (no target).
+local function chart_virtio(vb)
+  local lines = {}
+  local lo_all = math.huge
+  for _, ph in ipairs(BLK_PHASES) do
+    for _, c in ipairs({ { "fast", "fast", "0x3a6fb0" }, { "exit", "exit", "0x9a9a9a" } }) do
+      local x = vb.phases[ph.id][c[1]]
+      if x.over_pread and x.over_pread > 0 then
+        local lo, hi = x.over_pread, x.over_pread
+        if x.over_pread_iqr then lo, hi = x.over_pread_iqr[1], x.over_pread_iqr[2] end
+        lo_all = math.min(lo_all, lo)
+        lines[#lines + 1] = string.format("%d \"%s\\n%s\" %.6g %.6g %s \"%s\" %.6g %.6g %.6g",
+          #lines, ph.short, c[2], x.over_pread, x.over_pread, c[3],
+          fmt_ratio(x.over_pread, "x"), lo / 1.6, math.max(lo, 1e-6), math.max(hi, 1e-6))
+      end
+    end
+  end
+  return lines, lo_all
+end
+
+local function chart(t, m, results)
   local near, near_lo, near_hi = chart_rows(t, true)
   local far, far_lo, far_hi = chart_rows(t, false)
+  local virtio_lines, virtio_lo = chart_virtio(results.virtio_blk)
   if #near + #far == 0 then return nil, "no ratios were measured" end
   -- Each panel's range, and its value labels above the bars (below those
   -- that hang down from 1).
@@ -829,15 +1055,18 @@ local function chart(t, m)
     end
     blocks[i] = #text > 0 and table.concat(text, "\n") or "0 \"\" 1 1 0xffffff \"\" 1 1 1"
   end
+  blocks[3] = #virtio_lines > 0 and table.concat(virtio_lines, "\n")
+    or "0 \"\" 1 1 0xffffff \"\" 1 1 1"
   write_file(F.dat, "# index label value target color text label_y iqr_low iqr_high\n"
-                      .. "# block 0: targets near 1 (linear scale); block 1: the others (log)\n"
-                      .. blocks[1] .. "\n\n\n" .. blocks[2] .. "\n")
+                      .. "# block 0: targets near 1 (linear scale); block 1: the others (log);\n"
+                      .. "# block 2: virtio-blk over the pread/pwrite loop (log, no target)\n"
+                      .. blocks[1] .. "\n\n\n" .. blocks[2] .. "\n\n\n" .. blocks[3] .. "\n")
   local title = string.format("luavmm make bench, %s%s: measured (bars; whiskers: interquartile "
                                 .. "range of per-round ratios) vs target (black lines); "
                                 .. "green met, red missed", m.date:sub(1, 10),
                               m.pvm and ", nested KVM on PVM" or "")
   local gp = {
-    "set terminal pngcairo size 1500,650 font 'DejaVu Sans,10'",
+    "set terminal pngcairo size 1900,650 font 'DejaVu Sans,10'",
     string.format("set output '%s'", F.png),
     "set multiplot",
     string.format("set label 1 \"%s\" at screen 0.5, screen 0.97 center font ',11'", title),
@@ -850,9 +1079,9 @@ local function chart(t, m)
     "set bmargin 6",
   }
   local panels = {
-    { index = 0, r = ranges[1], left = 0.0, width = 0.68,
+    { index = 0, r = ranges[1], left = 0.0, width = 0.5,
       ylabel = "ratio (linear scale)" },
-    { index = 1, r = ranges[2], left = 0.68, width = 0.32,
+    { index = 1, r = ranges[2], left = 0.5, width = 0.22,
       ylabel = "ratio, or overhead in MiB (log scale)" },
   }
   for _, p in ipairs(panels) do
@@ -876,6 +1105,27 @@ local function chart(t, m)
         "unset label 1",
       }) do gp[#gp + 1] = l end
     end
+  end
+  if #virtio_lines > 0 then
+    local d = string.format("'%s' index 2", F.dat)
+    for _, l in ipairs({
+      "set origin 0.72, 0",
+      "set size 0.28, 0.95",
+      "set xtics nomirror font ',8'",
+      "set logscale y",
+      string.format("set yrange [%.6g:2]", math.min(0.5, virtio_lo / 4)),
+      "set ylabel 'virtio-blk requests/s over pread/pwrite (log scale)'",
+      string.format("set xrange [-0.6:%f]", #virtio_lines - 0.4),
+      "set label 2 'blue: fast path, grey: exit path (irq); no target' at graph 0.02, "
+        .. "graph 0.95 font ',9'",
+      string.format("plot %s using 1:(1):($1-0.35):($1+0.35):3:(1):5:xtic(2) with boxxyerror "
+                      .. "lc rgb variable, \\", d),
+      string.format("  %s using 1:3:8:9 with yerrorbars lc rgb '#333333' pt 7 ps 0.4 lw 1.5, "
+                      .. "\\", d),
+      string.format("  %s using 1:7:6 with labels font ',9'", d),
+      "unset label 1",
+      "unset label 2",
+    }) do gp[#gp + 1] = l end
   end
   gp[#gp + 1] = "unset multiplot"
   write_file(F.gp, table.concat(gp, "\n") .. "\n")
@@ -912,7 +1162,8 @@ end
 
 local function main()
   local started = vmm.now()
-  for _, f in ipairs({ F.raw_kvm, F.runproc, F.exits64, F.halt16, F.tiny16, F.luavmm }) do
+  for _, f in ipairs({ F.raw_kvm, F.runproc, F.blkref, F.exits64, F.halt16, F.tiny16, F.blk64,
+                       F.luavmm }) do
     if not read_file(f) then
       error("bench: " .. f .. " is missing; run `make bench`, which builds it", 0)
     end
@@ -938,8 +1189,10 @@ local function main()
       m.sanitized and "; a SANITIZER build: its figures are not representative" or "")
   say("QEMU: %s", with_qemu and m.qemu or ("not measured: " .. qemu_note))
   say("counts: exits %d x %d samples; lifecycle %d VMs x %d; launches x %d; "
-        .. "serial %d bytes x %d", N.exit_passes * EXITS_PER_PASS, N.exit_samples,
-      N.lifecycle_vms, N.lifecycle_samples, N.launch_samples, N.serial_bytes, N.serial_samples)
+        .. "serial %d bytes x %d; virtio-blk %d + %d requests x %d",
+      N.exit_passes * EXITS_PER_PASS, N.exit_samples, N.lifecycle_vms, N.lifecycle_samples,
+      N.launch_samples, N.serial_bytes, N.serial_samples, N.blk_small, N.blk_large,
+      N.blk_samples)
   local busy = (m.load_at_start or 0) >= 0.5
   say("a VM with one vCPU stays open meanwhile, so no create or destroy flips KVM's static keys")
   say("every figure is a median of samples taken in turns in this run; load average at the "
@@ -962,19 +1215,13 @@ local function main()
   bench_processes(results, with_qemu)
   bench_serial(results, with_qemu)
 
-  say("")
-  if vmm.methods.vm.virtio_blk then
-    say("== 5. virtio-blk: not available yet (the device exists; this bench does not "
-          .. "measure it yet)")
-  else
-    say("== 5. virtio-blk: not available yet (luavmm has no virtio-blk device)")
-  end
+  bench_virtio_blk(results)
 
   local t = targets(results, qemu_note)
   print_targets(t)
 
   local png, why = nil, "gnuplot is not installed"
-  if exists("gnuplot") then png, why = chart(t, m) end
+  if exists("gnuplot") then png, why = chart(t, m, results) end
   local duration = vmm.now() - started
   m.load_at_end = load_average()
   local doc = {
@@ -985,7 +1232,6 @@ local function main()
     counts = N,
     results = results,
     targets = t,
-    virtio_blk = "not available yet",
     chart = png,
     duration_s = duration,
   }
