@@ -6,6 +6,7 @@
 #   make install  PREFIX=/usr/local: program, module and Lua library
 #   make test SANITIZE=thread (or address,undefined): the same tests on a
 #                 sanitizer build in build/san-<name>/
+#   make valgrind a long scenario under valgrind's memcheck: zero reports
 #
 # Missing Debian packages are installed on the way (apt-get as root, sudo
 # otherwise) by scripts/deps.sh.
@@ -17,21 +18,24 @@ BUILD ?= $(if $(SANITIZE),build/san-$(subst $(comma),-,$(SANITIZE)),build)
 Q := $(if $(filter 1,$(V)),,@)
 CC := gcc
 
-BUILD_DEPS := gcc make pkg-config binutils lua5.4 liblua5.4-dev libedit-dev
+BUILD_DEPS := gcc make pkg-config binutils lua5.4 liblua5.4-dev libedit-dev libseccomp-dev
 TEST_DEPS := lua-busted util-linux tmux
+VALGRIND_DEPS := valgrind
 
 # Recursive (=) so pkg-config runs after the deps target has installed it.
 LUA_CFLAGS = $(shell pkg-config --cflags lua5.4)
 LUA_LIBS = $(shell pkg-config --libs lua5.4)
 EDIT_CFLAGS = $(shell pkg-config --cflags libedit)
 EDIT_LIBS = $(shell pkg-config --libs libedit)
+SECCOMP_CFLAGS = $(shell pkg-config --cflags libseccomp)
+SECCOMP_LIBS = $(shell pkg-config --libs libseccomp)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS ?= -O2 -g
 SAN := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer,)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -pthread $(WARN) $(CFLAGS) $(SAN) \
-             $(LUA_CFLAGS) -MMD -MP
-ALL_LDFLAGS = -pthread $(SAN) $(LDFLAGS)
+             $(LUA_CFLAGS) $(SECCOMP_CFLAGS) -MMD -MP
+ALL_LDFLAGS = -pthread $(SAN) $(LDFLAGS) $(SECCOMP_LIBS)
 
 PROGRAM_SRC := src/main.c src/repl.c
 CORE_SRC := $(filter-out $(PROGRAM_SRC),$(wildcard src/*.c src/dev/*.c))
@@ -40,7 +44,7 @@ PROGRAM_OBJ := $(PROGRAM_SRC:src/%.c=$(BUILD)/obj/%.o)
 LUA_LIB := $(wildcard lua/vmm/*.lua)
 LUA_DEVICES := $(wildcard lua/vmm/devices/*.lua)
 
-.PHONY: all deps test-deps run test install clean guests
+.PHONY: all deps test-deps run test install clean guests valgrind
 all: $(BUILD)/luavmm $(BUILD)/vmm.so guests
 
 deps:
@@ -89,6 +93,12 @@ SAN_ENV := TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1" \
 
 test: all test-deps $(C_TESTS)
 	@BUILD=$(BUILD) LUAVMM_PRELOAD=$(SAN_RUNTIME) $(SAN_ENV) lua5.4 tests/run.lua
+
+# tests/valgrind/run.sh: the plain build only (valgrind and the sanitizers
+# do not mix).
+valgrind: all
+	@scripts/deps.sh $(VALGRIND_DEPS)
+	@tests/valgrind/run.sh $(BUILD)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/lua/5.4 \

@@ -44,10 +44,15 @@ static void publish(struct bus *b, struct bus_table *t)
   b->retired = old;
 }
 
-/* Overlap of [base, base+len) and a range; neither wraps. */
+/* Overlap of [base, base+len) and a range. A range never wraps; an
+ * [base, base+len) that would is taken as running to the top of the space,
+ * and an empty one overlaps nothing. */
 static bool overlaps(const struct bus_range *r, uint64_t base, uint64_t len)
 {
-  return base < r->base + r->len && r->base < base + len;
+  uint64_t end;
+  if (len == 0)
+    return false;
+  return base < r->base + r->len && (__builtin_add_overflow(base, len, &end) || r->base < end);
 }
 
 const struct bus_range *bus_overlap(const struct bus *b, uint64_t base, uint64_t len)

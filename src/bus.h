@@ -68,7 +68,8 @@ const struct bus_range *bus_find(const struct bus *b, uint64_t addr, uint32_t si
 /* The range starting exactly at base with exactly len, or NULL. */
 const struct bus_range *bus_exact(const struct bus *b, uint64_t base, uint64_t len);
 
-/* The first range overlapping [base, base+len), or NULL. */
+/* The first range overlapping [base, base+len), or NULL (nothing for len 0;
+ * a base+len past 2^64 counts as reaching the top of the space). */
 const struct bus_range *bus_overlap(const struct bus *b, uint64_t base, uint64_t len);
 
 #endif

@@ -92,6 +92,14 @@ static int store_read_result(struct vcpu *c, lua_State *co, uint8_t *data, uint3
 static bool lock_for_call(struct lvm *v, struct vcpu *c)
 {
   struct lcpu_state *cs = c->user;
+  if (c->sandboxed) {
+    /* A sandboxed run starts only without Lua handlers (lrun.c); this
+     * catches one added while the VM runs, and a hypercall that no
+     * constant answers. Lua would need far more than the filter allows. */
+    vcpu_fault(c, VCPU_FAULT_HANDLER, "this exit needs Lua (a Lua handler, a Lua device or a "
+               "hypercall that no constant answers), which a sandboxed vCPU cannot enter");
+    return false;
+  }
   if (cs->caller_holds_lock)
     return true; /* vm:dispatch, from Lua: the lock is ours already */
   ctl_acquire(v->st);
@@ -561,6 +569,48 @@ void lhandler_install(lua_State *L, struct lvm *v, int vm_idx)
   vm->unhandled_opaque = v;
   if (bus_add(&vm->pio, HYPERCALL_PORT, 4, hypercall_access, v, "hypercall", BUS_HYPERCALL, err) < 0)
     lu_errorf(L, "vmm.vm: %s", err);
+}
+
+bool lhandler_uses_lua(lua_State *L, struct lvm *v, int vm_idx, char *buf, size_t len)
+{
+  for (const struct lhandler *h = v->handlers; h != NULL; h = h->next) {
+    if (h->slot != 0) {
+      snprintf(buf, len, "%s 0x%llx has a Lua handler", h->space == SPACE_IO ? "port" : "MMIO address",
+               (unsigned long long)h->base);
+      return true;
+    }
+  }
+  if (atomic_load(&v->vm->unhandled) == UNHANDLED_CALL && v->unhandled_slot != 0) {
+    snprintf(buf, len, "vm:on_unhandled has a Lua function");
+    return true;
+  }
+  bool found = false;
+  lu_pushhandlers(L, vm_idx);
+  lua_getfield(L, -1, "hypercalls");
+  lua_pushnil(L);
+  while (!found && lua_next(L, -2)) {
+    if (lua_isfunction(L, -1)) {
+      snprintf(buf, len, "hypercall 0x%llx has a Lua handler (vm:on_hypercall(nr, integer) "
+               "answers in C)", (unsigned long long)lua_tointeger(L, -2));
+      found = true;
+      lua_pop(L, 1); /* the key stays for lua_next; dropped below */
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  /* The handler table's other integer slots hold Lua devices' callbacks
+   * (lvirtio.c); the catch-all's slot may outlive its policy. */
+  lua_pushnil(L);
+  while (!found && lua_next(L, -2)) {
+    if (lua_type(L, -2) == LUA_TNUMBER && lua_tointeger(L, -2) != v->unhandled_slot) {
+      snprintf(buf, len, "a device written in Lua is attached");
+      found = true;
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return found;
 }
 
 void lhandler_free_all(struct lvm *v)

@@ -153,14 +153,37 @@ static int mem_lmap(lua_State *L)
   luaL_checktype(L, 2, LUA_TTABLE);
   if (m->owner->running)
     return lu_errorf(L, "memory:map: the VM is running; map memory before running it");
+  /* The fields are checked here, not with luaL_check*: those would name
+   * a stack slot ("bad argument #-1"), not the field. */
+  int ok;
   lua_getfield(L, 2, "gpa");
-  uint64_t gpa = lu_checkaddr(L, -1, "gpa");
+  lua_Integer g = lua_tointegerx(L, -1, &ok);
+  if (!ok || g < 0)
+    return lu_errorf(L, "memory:map: gpa must be a non-negative integer (got %s)",
+                     luaL_tolstring(L, -1, NULL));
+  uint64_t gpa = (uint64_t)g;
   lua_getfield(L, 2, "size");
-  if (lua_isnil(L, -1))
+  uint64_t size = 0;
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    lua_Integer n = lua_tointegerx(L, -1, &ok);
+    if (!ok || n < 0)
+      return lu_errorf(L, "memory:map: size must be a non-negative integer (got %s)",
+                       luaL_tolstring(L, -1, NULL));
+    size = (uint64_t)n;
+  } else if (lua_type(L, -1) == LUA_TSTRING) {
+    if (lu_parse_size(lua_tostring(L, -1), &size) < 0)
+      return lu_errorf(L, "memory:map: cannot parse size '%s' (use bytes or a number with K, "
+                          "M or G, like \"64K\")", lua_tostring(L, -1));
+  } else if (lua_isnil(L, -1)) {
     return lu_errorf(L, "memory:map: size is required");
-  uint64_t size = lu_checksize(L, lua_gettop(L));
+  } else {
+    return lu_errorf(L, "memory:map: size must be an integer or a string like \"64K\" (got %s)",
+                     luaL_typename(L, -1));
+  }
   lua_getfield(L, 2, "name");
-  const char *name = luaL_optstring(L, -1, "memory");
+  const char *name = "memory";
+  if (!lua_isnil(L, -1) && (name = lua_tostring(L, -1)) == NULL)
+    return lu_errorf(L, "memory:map: name must be a string (got %s)", luaL_typename(L, -1));
   bool readonly = lu_optbool(L, 2, "readonly", false);
   if (readonly && !m->owner->st->kvm.readonly_mem)
     return lu_errorf(L, "memory:map: this host's KVM has no read-only memory slots");

@@ -16,6 +16,7 @@
 #include "fault.h"
 #include "lvmm.h"
 #include "run.h"
+#include "sandbox.h"
 #include "vcpu.h"
 
 static const char *const reason_names[] = {
@@ -238,6 +239,7 @@ static void begin_run(lua_State *L, struct lvm *v, int vm_idx)
 
 static void end_run(lua_State *L, struct lvm *v)
 {
+  v->vm->sandbox_on = false;
   v->running = false;
   v->threaded = false;
   v->paused = false;
@@ -280,11 +282,27 @@ static int run_here(lua_State *L, struct lvm *v, struct vcpu *c, int opts, bool 
   return push_result(L, c, raise);
 }
 
-static void start_threads(lua_State *L, struct lvm *v)
+/* sandbox = true (sandbox.c) for a run's threads. Lua code on a vCPU's
+ * exit path is the user's own and would need everything the filter
+ * refuses, so a VM with any is refused; otherwise the filters are built
+ * (once per VM) before anything starts. */
+static void prepare_sandbox(lua_State *L, struct lvm *v, const char *who)
+{
+  char why[128];
+  if (lhandler_uses_lua(L, v, 1, why, sizeof why))
+    lu_errorf(L, "%s: sandbox = true needs every device of the VM in C, and %s; Lua code "
+                 "would need far more than the sandbox allows", who, why);
+  char err[ERR_LEN];
+  if (sandbox_prepare(v->vm, err) < 0)
+    lu_errorf(L, "%s: sandbox: %s", who, err);
+}
+
+static void start_threads(lua_State *L, struct lvm *v, bool sandbox)
 {
   char err[ERR_LEN];
   begin_run(L, v, 1);
   v->threaded = true;
+  v->vm->sandbox_on = sandbox;
   if (vm_start(v->vm, err) < 0) {
     end_run(L, v);
     lu_errorf(L, "%s", err);
@@ -315,18 +333,23 @@ static int finish_threads(lua_State *L, struct lvm *v, bool raise)
   return push_vm_result(L, v->vm, raise);
 }
 
-/* vm:run{ timeout = seconds, raise = true } -> result */
+/* vm:run{ timeout = seconds, raise = true, sandbox = false } -> result.
+ * Sandboxed, a single vCPU runs on a thread of its own too: a seccomp
+ * filter is never lifted, and the calling thread runs Lua. */
 static int vm_run(lua_State *L)
 {
   struct lvm *v = lvm_check(L, 1);
   if (!lua_isnoneornil(L, 2))
     luaL_checktype(L, 2, LUA_TTABLE);
-  if (v->vm->ncpus == 1)
+  bool sandbox = lu_optbool(L, 2, "sandbox", false);
+  if (v->vm->ncpus == 1 && !sandbox)
     return run_here(L, v, v->vm->cpus[0], 2, false);
   double timeout = opt_timeout(L, 2);
   bool raise = lu_optbool(L, 2, "raise", true);
   check_startable(L, v, "vm:run");
-  start_threads(L, v);
+  if (sandbox)
+    prepare_sandbox(L, v, "vm:run");
+  start_threads(L, v, sandbox);
   if (wait_threads(L, v, timeout) < 0) {
     vm_request_stop(v->vm, VCPU_TIMEOUT, 0);
     wait_threads(L, v, 0);
@@ -339,12 +362,18 @@ int lvm_step(lua_State *L, struct lvm *v, struct vcpu *c, int opts)
   return run_here(L, v, c, opts, true);
 }
 
-/* vm:start(): runs every vCPU on its own thread and returns at once. */
+/* vm:start{ sandbox = false }: runs every vCPU on its own thread and
+ * returns at once. */
 static int vm_start_l(lua_State *L)
 {
   struct lvm *v = lvm_check(L, 1);
+  if (!lua_isnoneornil(L, 2))
+    luaL_checktype(L, 2, LUA_TTABLE);
+  bool sandbox = lu_optbool(L, 2, "sandbox", false);
   check_startable(L, v, "vm:start");
-  start_threads(L, v);
+  if (sandbox)
+    prepare_sandbox(L, v, "vm:start");
+  start_threads(L, v, sandbox);
   lua_settop(L, 1);
   return 1;
 }

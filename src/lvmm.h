@@ -123,6 +123,10 @@ int lhandler_set_hypercall(lua_State *L, struct lvm *v, int vm_idx);
 void lhandler_install(lua_State *L, struct lvm *v, int vm_idx);
 void lhandler_free_all(struct lvm *v);
 int lhandler_set_unhandled(lua_State *L, struct lvm *v, int vm_idx, int arg);
+/* Whether a vCPU of the VM at vm_idx could call Lua: a bus handler, the
+ * catch-all function, a hypercall function, a Lua device. If so, buf says
+ * which (the first found). */
+bool lhandler_uses_lua(lua_State *L, struct lvm *v, int vm_idx, char *buf, size_t len);
 /* Calling Lua from a C device on a vCPU's thread, as a handler is called:
  * lhandler_enter takes the control-plane lock (false when the VM is being
  * closed: the vCPU is stopped and nothing may be called); the caller then

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "err.h"
+#include "sandbox.h"
 #include "vcpu.h"
 #include "vm.h"
 
@@ -55,6 +56,15 @@ static void *vcpu_thread(void *arg)
   sigemptyset(&kick);
   sigaddset(&kick, vcpu_kick_signal());
   pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+  if (vm->sandbox_on) {
+    /* Last, so the set-up above is not filtered. A failure ends this
+     * vCPU's run, and so the VM's, before any guest code runs. */
+    char err[ERR_LEN];
+    if (sandbox_enter(c, err) < 0)
+      vcpu_fault(c, VCPU_FAULT_KVM, "cannot enter the seccomp sandbox: %s", err);
+    else
+      c->sandboxed = true;
+  }
 
   for (;;) {
     int reason = vcpu_run(c, false);
@@ -73,6 +83,7 @@ static void *vcpu_thread(void *arg)
     pthread_mutex_unlock(&vm->wait_lock);
     vm_request_stop(vm, VCPU_PEER, 0);
   }
+  c->sandboxed = false; /* the thread goes; the vCPU may run unfiltered next */
   pthread_mutex_lock(&vm->wait_lock);
   c->finished = true;
   vm->threads_active--;

@@ -53,6 +53,7 @@ struct vcpu {
   bool needs_completion; /* a dispatched I/O exit KVM finishes at the next KVM_RUN */
   uint64_t exits;        /* userspace exits in the current run */
   bool called_lua;       /* the access being dispatched called a Lua handler */
+  bool sandboxed;        /* its thread is under the seccomp filter (sandbox.c) */
   struct vcpu_stats stats;
 
   struct {

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "sandbox.h"
 #include "trace.h"
 #include "vcpu.h"
 
@@ -160,6 +161,7 @@ void vm_destroy(struct vm *vm)
     bus_destroy(&vm->pio);
   if (atomic_load(&vm->mmio.table) != NULL)
     bus_destroy(&vm->mmio);
+  sandbox_free(vm->sandbox);
   pthread_cond_destroy(&vm->wait_cond);
   pthread_mutex_destroy(&vm->wait_lock);
   free(vm);

@@ -74,6 +74,12 @@ struct vm {
   _Atomic int unhandled;
   unhandled_fn *unhandled_fn;
   void *unhandled_opaque;
+
+  /* The seccomp sandbox (sandbox.c): the vCPUs' filters, built on the
+   * first sandboxed run and kept, and whether this run's threads install
+   * them (vm_start's threads only: a filter is never lifted). */
+  struct sandbox *sandbox;
+  bool sandbox_on;
 };
 
 /* How a VM is made. The in-kernel irqchip (PIC, IOAPIC, LAPICs) must be

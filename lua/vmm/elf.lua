@@ -109,11 +109,13 @@ end
 -- rather than read.
 M.MAX_NOTES = 1 << 20
 
---- elf.reader(source [, what]) -> { name, size, read = fn(offset, len) -> bytes, close }
+--- elf.reader(source [, what [, unnamed]]) -> { name, size, read = fn(offset, len) -> bytes, close }
 --- A file (path) or bytes ({ data = bytes, name = "label" }) read in
 --- pieces, so that loading a 50 MB kernel never holds it in one string.
---- vmm.linux reads kernels and initrds through it too.
-function M.reader(source, what)
+--- vmm.linux reads kernels and initrds through it too. what starts the
+--- reader's own errors; unnamed (default: what) names bytes given without
+--- a name, in the callers' messages, which have their own prefix.
+function M.reader(source, what, unnamed)
   what = what or "image"
   if type(source) == "string" then
     local f, err = io.open(source, "rb")
@@ -133,7 +135,7 @@ function M.reader(source, what)
     return r
   elseif type(source) == "table" and type(source.data) == "string" then
     local data = source.data
-    return { name = source.name or what, size = #data, close = function() end,
+    return { name = source.name or unnamed or what, size = #data, close = function() end,
              read = function(off, len) return data:sub(off + 1, off + len) end }
   end
   error(string.format("%s must be a path or { data = bytes, name = ... }, got %s", what,
@@ -363,7 +365,7 @@ function M.load(vm, source, opts)
   if type(source) ~= "string" and not (type(source) == "table" and type(source.data) == "string") then
     error("elf.load: source must be a path or { data = bytes, name = ... }", 2)
   end
-  local r = M.reader(source, "elf")
+  local r = M.reader(source, "elf", "image")
   local ok, info = pcall(load, vm, r, opts or {})
   r.close()
   if not ok then error(info, 0) end

@@ -399,7 +399,7 @@ function M.boot(machine, opts)
   end
   local readers = {}
   local ok, placed = pcall(boot, machine, opts, entry, cmdline, function(src, what)
-    local r = elf.reader(src, "linux: the " .. what)
+    local r = elf.reader(src, "linux: the " .. what, what)
     readers[#readers + 1] = r
     return r
   end)

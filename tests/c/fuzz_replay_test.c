@@ -1,6 +1,8 @@
 /* The fuzz harnesses (tests/fuzz/) built without libFuzzer, replaying
  * every input kept in tests/fuzz/corpus/<harness>/: the hand-made seeds
- * and the regress-* inputs of past findings. A finding that comes back
+ * and the regress-* inputs of past findings (virtq, mmio, bus, loader,
+ * lmem; the last two embed Lua, load the Lua library from lua/ and make
+ * VMs). A finding that comes back
  * aborts this test (or, under make test SANITIZE=address,undefined, is a
  * sanitizer report), which the runner counts as a failure. */
 #include <dirent.h>
@@ -13,6 +15,19 @@
 #define LLVMFuzzerTestOneInput mmio_fuzz_one
 #include "../fuzz/mmio_fuzz.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput bus_fuzz_one
+#include "../fuzz/bus_fuzz.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput loader_fuzz_one
+#define LLVMFuzzerInitialize loader_fuzz_init
+#include "../fuzz/loader_fuzz.c"
+#undef LLVMFuzzerTestOneInput
+#undef LLVMFuzzerInitialize
+#define LLVMFuzzerTestOneInput lmem_fuzz_one
+#define LLVMFuzzerInitialize lmem_fuzz_init
+#include "../fuzz/lmem_fuzz.c"
+#undef LLVMFuzzerTestOneInput
+#undef LLVMFuzzerInitialize
 
 #include "tap.h"
 
@@ -57,6 +72,12 @@ int main(void)
 {
   CHECK(replay("tests/fuzz/corpus/virtq", virtq_fuzz_one) >= 5, "the virtqueue seeds are there");
   CHECK(replay("tests/fuzz/corpus/mmio", mmio_fuzz_one) >= 3, "the transport seeds are there");
+  CHECK(replay("tests/fuzz/corpus/bus", bus_fuzz_one) >= 3, "the bus seeds are there");
+  /* The Lua harnesses embed Lua with the vmm module and need /dev/kvm. */
+  loader_fuzz_init(NULL, NULL);
+  CHECK(replay("tests/fuzz/corpus/loader", loader_fuzz_one) >= 8, "the loader seeds are there");
+  lmem_fuzz_init(NULL, NULL);
+  CHECK(replay("tests/fuzz/corpus/lmem", lmem_fuzz_one) >= 5, "the memory API seeds are there");
   printf("1..%d\n", tap_count);
   return tap_failed != 0;
 }

@@ -6,7 +6,18 @@
 #
 # The harnesses (tests/fuzz/*_fuzz.c) and the core they drive are built
 # with clang under AddressSanitizer and UndefinedBehaviorSanitizer, the
-# core with coverage instrumentation, into $(BUILD)/fuzz/. Each run starts
+# core with coverage instrumentation, into $(BUILD)/fuzz/:
+#   virtq_fuzz   the split-virtqueue walker over arbitrary guest memory
+#   mmio_fuzz    the virtio-mmio registers over the C and deferred backends
+#   bus_fuzz     the port/MMIO bus against a reference model
+#   loader_fuzz  the Lua loaders (vmm.elf, vmm.multiboot, vmm.linux) on
+#                untrusted kernel files
+#   lmem_fuzz    the Lua guest-memory API's argument checks against a model
+# The last two embed Lua with the vmm module (tests/fuzz/fuzz_lua.h: their
+# Lua halves are tests/fuzz/*_fuzz.lua, the Lua library comes from lua/, so
+# they run from the repository root) and make VMs, so they need /dev/kvm;
+# a line hook feeds the lines of lua/vmm/ they reach to libFuzzer as
+# coverage. Each run starts
 # from its seeds (tests/fuzz/corpus/<harness>/, read only) and the corpus
 # earlier runs grew ($(BUILD)/fuzz/corpus/<harness>/). tests/fuzz/run.sh
 # prints executions, speed and coverage per harness and ends with
@@ -20,7 +31,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_DEPS := clang libclang-rt-14-dev
 FUZZ_CC := clang
 FUZZ_OUT := $(BUILD)/fuzz
-FUZZERS := virtq_fuzz mmio_fuzz
+FUZZERS := virtq_fuzz mmio_fuzz bus_fuzz loader_fuzz lmem_fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # Warnings as usual, but not as errors: clang warns about things gcc does
 # not, and the gcc build is the one that holds the line.
@@ -50,9 +61,9 @@ $(FUZZ_OUT)/%_fuzz: tests/fuzz/%_fuzz.c $(FUZZ_CORE_OBJ) | fuzz-deps
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZLD  $@")
 	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_CORE_OBJ) \
-	  $(LUA_LIBS) -lm -ldl
+	  $(LUA_LIBS) $(SECCOMP_LIBS) -lm -ldl
 
 # The replay test includes the harnesses.
-$(BUILD)/tests/fuzz_replay_test: tests/fuzz/virtq_fuzz.c tests/fuzz/mmio_fuzz.c tests/fuzz/fuzz.h
+$(BUILD)/tests/fuzz_replay_test: $(FUZZERS:%=tests/fuzz/%.c) tests/fuzz/fuzz.h
 
 -include $(FUZZ_CORE_OBJ:.o=.d) $(FUZZERS:%=$(FUZZ_OUT)/%.d)
