@@ -32,11 +32,17 @@ static void check_not_running(lua_State *L, struct lvm *v, const char *who)
     lu_errorf(L, "%s: the VM is running; add devices before running it", who);
 }
 
+static void check_options(lua_State *L, int t, const char *const *names, const char *who);
+
+static const char *const debug_exit_options[] = { "port", "width", NULL };
+static const char *const debugcon_options[] = { "port", "path", NULL };
+
 /* vm:debug_exit{ port = 0xf4, width = 1 }: QEMU's default width of one port */
 static int vm_debug_exit(lua_State *L)
 {
   struct lvm *v = lvm_check(L, 1);
   check_not_running(L, v, "debug_exit");
+  check_options(L, 2, debug_exit_options, "debug_exit");
   lua_Integer port = opt_field(L, 2, "port", 0xf4, 0, 0xffff, "debug_exit");
   lua_Integer width = opt_field(L, 2, "width", 1, 1, 4, "debug_exit");
   char err[ERR_LEN];
@@ -53,12 +59,15 @@ static int vm_debugcon(lua_State *L)
 {
   struct lvm *v = lvm_check(L, 1);
   check_not_running(L, v, "debugcon");
+  check_options(L, 2, debugcon_options, "debugcon");
   lua_Integer port = opt_field(L, 2, "port", 0xe9, 0, 0xffff, "debugcon");
   int fd = STDOUT_FILENO;
   if (lua_type(L, 2) == LUA_TTABLE) {
     lua_getfield(L, 2, "path");
     if (!lua_isnil(L, -1)) {
-      const char *path = luaL_checkstring(L, -1);
+      if (lua_type(L, -1) != LUA_TSTRING)
+        return lu_errorf(L, "debugcon: path must be a string (got %s)", luaL_typename(L, -1));
+      const char *path = lua_tostring(L, -1);
       fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
       if (fd < 0)
         return lu_errorf(L, "debugcon: cannot open %s: %s", path, strerror(errno));

@@ -183,6 +183,16 @@ describe("a run", function()
     os.remove(path)
     assert.equal(0xe9, vm.memory:u8(0x500)) -- reads identify debugcon
   end)
+
+  it("refuses misspelt options of the debug ports and a path that is not a string", function()
+    local vm <close> = H.real(HLT)
+    assert.matches("debug_exit: unknown option 'prot' %(known: port, width%)",
+                   H.error_of(vm.debug_exit, vm, { prot = 0xf4 }))
+    assert.matches("debugcon: unknown option 'file' %(known: port, path%)",
+                   H.error_of(vm.debugcon, vm, { file = "x" }))
+    assert.matches("debugcon: path must be a string %(got number%)",
+                   H.error_of(vm.debugcon, vm, { path = 1 }))
+  end)
 end)
 
 describe("unhandled accesses", function()
