@@ -686,6 +686,19 @@ describe("the UART on a pipe", function()
   before_each(function() dir = H.tempdir() end)
   after_each(function() H.remove_tree(dir) end)
 
+  it("stops on vm:stop while nobody reads its output", function()
+    -- mov al, 'x'; mov dx, 0x3f8; out dx, al; jmp back
+    local vm <close> = H.real("\xb0\x78\xba\xf8\x03\xee\xeb\xf8")
+    vm:serial{ port = 0x3f8, output = H.stalled_fifo(finally), input = false }
+    vm:start()
+    vmm.sleep(0.5)
+    vm:stop(5)
+    local r = vm:wait{ timeout = 20 }
+    assert.is_table(r, "the VM did not stop")
+    assert.equal("stop", r.reason)
+    assert.equal(5, r.code)
+  end)
+
   it("reads stdin when asked, and echoes through stdout", function()
     console_script(dir, '{ input = "stdin" }')
     local r = H.sh("printf 'abcq' | " .. H.quote(H.luavmm) .. " console.lua result",

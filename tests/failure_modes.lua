@@ -168,6 +168,21 @@ local cases = {
       vm:on_io(0x80, function() coroutine.yield() end)
       return outcome(vm)
     end },
+  { side = "guest", what = "console output flooding a pipe nobody reads",
+    outcome = "the run still ends at its timeout (or `vm:stop`, Ctrl-C): C devices wait for room in `poll`, where a stop is seen, and drop what is left",
+    expect = "^result: timeout$",
+    run = function()
+      local dir = H.tempdir()
+      local fifo = dir .. "/fifo"
+      assert(os.execute("mkfifo " .. H.quote(fifo)))
+      local reader <close> = assert(io.open(fifo, "r+")) -- open, never read
+      local vm <close> = H.real("\xb0\x78\xe6\xe9\xeb\xfa") -- out 0xe9, al in a loop
+      vm:debugcon{ path = fifo }
+      local r = outcome(vm, { timeout = 0.5 })
+      vm:close()
+      H.remove_tree(dir)
+      return r
+    end },
   { side = "guest", what = "one vCPU of four faults",
     outcome = "every vCPU stops; the result names the one that faulted, the others `peer`",
     expect = "^result: fault unhandled cpu 3 peer$",

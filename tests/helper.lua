@@ -154,6 +154,24 @@ function H.wait_for(pred, what, timeout, describe)
   end
 end
 
+-- A FIFO with a reader that never reads (a pager left open): once the
+-- pipe is full, a blocking write to it sleeps until the reader goes. The
+-- reader is this process, which opens it for reading and writing (Linux
+-- lets a FIFO be opened so without waiting for the other end) and never
+-- reads; the FIFO goes when the calling test ends: pass busted's finally
+-- (a global of the spec files, not of this module).
+function H.stalled_fifo(finally)
+  local dir = H.tempdir()
+  local path = dir .. "/fifo"
+  assert(os.execute("mkfifo " .. H.quote(path)))
+  local reader = assert(io.open(path, "r+"))
+  finally(function()
+    reader:close()
+    H.remove_tree(dir)
+  end)
+  return path
+end
+
 -- Is process pid still there (a zombie counts as gone)?
 function H.alive(pid)
   local stat = H.read_file("/proc/" .. math.tointeger(pid) .. "/stat")

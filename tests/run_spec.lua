@@ -184,6 +184,13 @@ describe("a run", function()
     assert.equal(0xe9, vm.memory:u8(0x500)) -- reads identify debugcon
   end)
 
+  it("lets a run end at its timeout while nobody reads the output", function()
+    local vm <close> = H.real("\xb0\x78\xe6\xe9\xeb\xfa") -- mov al, 'x'; out 0xe9, al; jmp back
+    vm:debugcon{ path = H.stalled_fifo(finally) }
+    local r = vm:run{ timeout = 1, raise = false }
+    assert.equal("timeout", r.reason)
+  end)
+
   it("refuses misspelt options of the debug ports and a path that is not a string", function()
     local vm <close> = H.real(HLT)
     assert.matches("debug_exit: unknown option 'prot' %(known: port, width%)",

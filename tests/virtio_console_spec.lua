@@ -184,6 +184,14 @@ describe("virtio-console output", function()
     assert.is_false(st.needs_reset)
   end)
 
+  it("lets a run end at its timeout while nobody reads the output", function()
+    local vm <close>, _, dev = console_vm({ [P.mode] = BURST, [P.burst] = 1 << 20, [P.chunk] = 4096 },
+                                          { output = H.stalled_fifo(finally), input = false })
+    local r = vm:run{ timeout = 1, raise = false }
+    assert.equal("timeout", r.reason)
+    assert.is_true(dev:status().output_errors > 0, "the output left unwritten is counted")
+  end)
+
   it("sends nothing anywhere with output = false", function()
     local input = known(10)
     local vm <close>, out, dev = console_vm({ [P.input] = 10 },

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "dev.h"
+#include "output.h"
 #include "../err.h"
 #include "../vm.h"
 
@@ -16,7 +17,8 @@
 struct debugcon {
   struct device dev;
   pthread_mutex_t lock;
-  int fd;
+  struct vm *vm;
+  struct output out;
   size_t used;
   uint8_t buf[DEBUGCON_BUF];
 };
@@ -25,15 +27,8 @@ struct debugcon {
  * must not stop because the host's terminal went away. */
 static void flush_locked(struct debugcon *d)
 {
-  size_t done = 0;
-  while (done < d->used) {
-    ssize_t n = write(d->fd, d->buf + done, d->used - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    done += (size_t)n;
-  }
+  if (d->used > 0)
+    output_write(&d->out, d->vm, d->buf, d->used);
   d->used = 0;
 }
 
@@ -70,8 +65,8 @@ static void debugcon_destroy(struct device *dev)
   struct debugcon *d = (struct debugcon *)dev;
   debugcon_flush(dev);
   pthread_mutex_destroy(&d->lock);
-  if (d->fd > STDERR_FILENO)
-    close(d->fd);
+  if (d->out.fd > STDERR_FILENO)
+    close(d->out.fd);
   free(d);
 }
 
@@ -84,7 +79,8 @@ int debugcon_attach(struct vm *vm, uint16_t port, int fd, char *err)
     return errf(err, "out of memory");
   }
   pthread_mutex_init(&d->lock, NULL);
-  d->fd = fd;
+  d->vm = vm;
+  d->out = output_of(fd);
   d->dev.name = "debugcon";
   d->dev.flush = debugcon_flush;
   d->dev.destroy = debugcon_destroy;

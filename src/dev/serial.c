@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "dev.h"
+#include "output.h"
 #include "../err.h"
 #include "../term.h"
 #include "../vcpu.h"
@@ -129,8 +130,8 @@ struct serial {
   uint8_t rx[SERIAL_FIFO];
   unsigned rx_head, rx_count;
 
-  /* Output: fd < 0 for none. */
-  int out_fd;
+  /* Output: output.fd < 0 for none. */
+  struct output output;
   size_t out_used;
   uint8_t out[SERIAL_OUT_BUF];
 
@@ -219,21 +220,14 @@ static void update_irq_locked(struct serial *s)
  * stop because the host's terminal went away. */
 static void flush_locked(struct serial *s)
 {
-  size_t done = 0;
-  while (done < s->out_used) {
-    ssize_t n = write(s->out_fd, s->out + done, s->out_used - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0)
-      break;
-    done += (size_t)n;
-  }
+  if (s->out_used > 0)
+    output_write(&s->output, s->vm, s->out, s->out_used);
   s->out_used = 0;
 }
 
 static void output_byte(struct serial *s, uint8_t b)
 {
-  if (s->out_fd < 0)
+  if (s->output.fd < 0)
     return;
   s->out[s->out_used++] = b;
   if (s->out_used == sizeof s->out || b == '\n')
@@ -517,7 +511,7 @@ static void *serial_thread(void *arg)
 
     struct pollfd p[2] = { { .fd = s->wake_fd, .events = POLLIN },
                            { .fd = s->in_fd, .events = POLLIN } };
-    int n = poll(p, want_input ? 2 : 1, s->out_fd >= 0 ? SERIAL_TICK_MS : -1);
+    int n = poll(p, want_input ? 2 : 1, s->output.fd >= 0 ? SERIAL_TICK_MS : -1);
     if (n < 0) {
       if (errno != EINTR)
         usleep(SERIAL_TICK_MS * 1000); /* ENOMEM: try again later, without spinning */
@@ -543,7 +537,7 @@ static void *serial_thread(void *arg)
 static void serial_start(struct device *dev)
 {
   struct serial *s = (struct serial *)dev;
-  if (s->thread_running || (s->in_fd < 0 && s->out_fd < 0))
+  if (s->thread_running || (s->in_fd < 0 && s->output.fd < 0))
     return;
   if (s->in_stdin && s->in_fd >= 0)
     s->took_term = term_console_begin(s->in_fd, s->escape, &s->hinted);
@@ -602,8 +596,8 @@ static void serial_destroy(struct device *dev)
     pthread_mutex_destroy(&s->line->lock);
     free(s->line);
   }
-  if (s->out_fd > STDERR_FILENO)
-    close(s->out_fd);
+  if (s->output.fd > STDERR_FILENO)
+    close(s->output.fd);
   if (s->in_fd > STDERR_FILENO)
     close(s->in_fd);
   if (s->wake_fd >= 0)
@@ -644,7 +638,7 @@ int serial_attach(struct vm *vm, const struct serial_config *cfg, char *err)
   s->vm = vm;
   s->port = cfg->port;
   s->irq = cfg->irq;
-  s->out_fd = cfg->out_fd;
+  s->output = output_of(cfg->out_fd);
   s->in_fd = cfg->in_fd;
   s->in_stdin = cfg->in_fd == STDIN_FILENO;
   s->escape = cfg->escape;

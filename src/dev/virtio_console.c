@@ -5,9 +5,9 @@
  *
  * Output is written where the transport calls notify (the notifying
  * vCPU's thread, or the transport's I/O thread with ioeventfd), one writev
- * per transmit chain straight from the guest's buffers, before the chain
- * goes back to the driver: what the driver was told is sent has reached
- * the fd.
+ * per transmit chain straight from the guest's buffers (output.c: in
+ * PIPE_BUF pieces to a pipe or terminal), before the chain goes back to
+ * the driver: what the driver was told is sent has reached the fd.
  *
  * Input is read by a thread of the device while a run goes on, as the
  * UART's is (serial.c): started by the start hook and stopped by the flush
@@ -46,6 +46,7 @@
 #include "../term.h"
 #include "../vcpu.h"
 #include "virtio_devices.h"
+#include "output.h"
 #include "virtio_mmio.h"
 
 #define CONSOLE_ID 3
@@ -63,7 +64,7 @@ struct console {
   struct virtio_mmio *t;
   char name[48];          /* "the virtio console at 0x...", for messages */
 
-  int out_fd;             /* < 0: output is dropped */
+  struct output out;      /* out.fd < 0: output is dropped */
 
   /* Input: in_fd < 0 for none. in_eof and esc belong to the thread (one
    * at a time: a run's thread is joined before the next starts); the
@@ -102,35 +103,6 @@ static void wake_thread(struct console *c)
 
 /* ---- output ---- */
 
-/* Writes all of iov to fd, resuming after short writes; waits for room on
- * a non-blocking fd. -1 on an error. */
-static int write_all(int fd, struct iovec *iov, int n)
-{
-  while (n > 0) {
-    ssize_t r = writev(fd, iov, n);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r < 0 && errno == EAGAIN) {
-      struct pollfd p = { .fd = fd, .events = POLLOUT };
-      if (poll(&p, 1, -1) < 0 && errno != EINTR)
-        return -1;
-      continue;
-    }
-    if (r <= 0)
-      return -1;
-    while (n > 0 && (size_t)r >= iov->iov_len) {
-      r -= (ssize_t)iov->iov_len;
-      iov++;
-      n--;
-    }
-    if (n > 0) {
-      iov->iov_base = (uint8_t *)iov->iov_base + r;
-      iov->iov_len -= (size_t)r;
-    }
-  }
-  return 0;
-}
-
 /* With the lock held: the transmit queue's chains, in order. A failed
  * write drops that output: the guest must not stop because the host's
  * terminal went away. */
@@ -156,9 +128,9 @@ static int transmit_locked(struct console *c)
     uint64_t len = c->chain.readable;
     if (len > 0) {
       c->stats.output_bytes += len;
-      if (c->out_fd >= 0) {
+      if (c->out.fd >= 0) {
         int n = virtq_iov(&c->chain, false, 0, len, c->iov);
-        if (write_all(c->out_fd, c->iov, n) < 0)
+        if (output_writev(&c->out, c->vm, c->iov, n) < 0)
           c->stats.output_errors++;
       }
     }
@@ -371,8 +343,8 @@ static void console_flush(struct device *dev)
 static void console_free(struct console *c)
 {
   term_release_stdin(c);
-  if (c->out_fd > STDERR_FILENO)
-    close(c->out_fd);
+  if (c->out.fd > STDERR_FILENO)
+    close(c->out.fd);
   if (c->in_fd > STDERR_FILENO)
     close(c->in_fd);
   if (c->wake_fd >= 0)
@@ -404,7 +376,7 @@ int virtio_console_attach(struct vm *vm, uint64_t base, uint32_t irq,
   c->dev.flush = console_flush;
   c->dev.destroy = console_destroy;
   c->vm = vm;
-  c->out_fd = cfg->out_fd;
+  c->out = output_of(cfg->out_fd);
   c->in_fd = cfg->in_fd;
   c->in_stdin = cfg->in_fd == STDIN_FILENO;
   c->escape = cfg->escape;
@@ -429,8 +401,8 @@ int virtio_console_attach(struct vm *vm, uint64_t base, uint32_t irq,
   }
   if (c->in_stdin && isatty(c->in_fd))
     c->size_fd = c->in_fd;
-  else if (c->out_fd >= 0 && isatty(c->out_fd))
-    c->size_fd = c->out_fd;
+  else if (c->out.fd >= 0 && isatty(c->out.fd))
+    c->size_fd = c->out.fd;
 
   struct virtio_backend be = {
     .device_id = CONSOLE_ID,
