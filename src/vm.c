@@ -106,7 +106,12 @@ int vm_create(struct vm **out, struct kvm *kvm, const struct vm_config *cfg, cha
   pthread_condattr_destroy(&attr);
   vm->first_stop = -1;
 
-  vm->fd = ioctl(kvm->fd, KVM_CREATE_VM, 0);
+  /* KVM_CREATE_VM fails with EINTR when a signal arrives during it (an
+   * interval timer's, say: tests/c/signals_test.c); nothing was made, so
+   * it is simply made again. */
+  do
+    vm->fd = ioctl(kvm->fd, KVM_CREATE_VM, 0);
+  while (vm->fd < 0 && errno == EINTR);
   if (vm->fd < 0) {
     errf(err, "KVM_CREATE_VM: %s", strerror(errno));
     goto fail;
