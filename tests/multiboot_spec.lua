@@ -133,7 +133,8 @@ describe("the Multiboot test kernel", function()
       { 6, "usable RAM", { over = { ram = 0x1000 } } },
       { 8, "module count", { over = { mods = 3 } } },
       { 12, "CPU count", { over = { cpus = 7 } } },
-      { 4, "a missing expectation", { cmdline = "cpus=1 mmap=5" } },
+      { 4, "a malformed expectation", { cmdline = "cpus=one mmap=5" } },
+      { 4, "mods= without each module's mod<i>=", { cmdline = "mods=2" } },
       { 13, "fw_cfg's command line", { fw_cmdline = "something else" } },
       { 11, "fw_cfg's signature", { tamper = function(m) m.firmware.fwcfg.items[0] = "QEMX" end } },
     }
@@ -162,6 +163,16 @@ describe("the Multiboot test kernel", function()
                              .. m0 .. '"', 1, true))
     r = H.sh((cmd:gsub(" %-%-module=", " --module " .. m0 .. " --module=")))
     assert.equal(8, r.rc, r.out .. r.err)
+  end)
+
+  it("passes with no expectations, checking what needs no numbers", function()
+    if not H.can_spawn then return pending(H.no_spawn_reason) end
+    local r = H.sh(H.luavmm .. " scripts/multiboot.lua " .. GUEST)
+    assert.equal(0, r.rc, r.out .. r.err)
+    assert.matches("cmdline: printed, not checked (no expectation): cpus= mmap= ram= mods=", r.out,
+                   1, true)
+    assert.matches("mmap: 5 entries", r.out, 1, true)
+    assert.matches('fw_cfg: signature "QEMU", 1 CPUs', r.out, 1, true)
   end)
 
   it("reports usage and loader errors from the script", function()
