@@ -331,7 +331,7 @@ static bool stop_requested(struct vcpu *c)
   int req = atomic_load_explicit(&c->vm->stop_request, memory_order_acquire);
   if (req == VCPU_RUNNING)
     return false;
-  vcpu_stop(c, req, atomic_load(&c->vm->stop_code));
+  vcpu_stop(c, req, vm_stop_code(c->vm, req));
   return true;
 }
 

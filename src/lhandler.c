@@ -64,7 +64,7 @@ static int handler_failed(struct vcpu *c, lua_State *co, const char *what)
 {
   int req = atomic_load(&c->vm->stop_request);
   if (req != VCPU_RUNNING)
-    return vcpu_stop(c, req, atomic_load(&c->vm->stop_code));
+    return vcpu_stop(c, req, vm_stop_code(c->vm, req));
   const char *msg = lua_tostring(co, -1);
   return vcpu_fault(c, VCPU_FAULT_HANDLER, "Lua handler for %s failed:\n%s", what,
                     msg ? msg : "(no message)");

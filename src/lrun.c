@@ -264,7 +264,7 @@ static int run_here(lua_State *L, struct lvm *v, struct vcpu *c, int opts, bool 
   check_startable(L, v, step ? "cpu:step" : "vm:run");
   vcpu_clear_stop(c);
   c->exits = 0;
-  atomic_store(&vm->stop_request, VCPU_RUNNING);
+  vm_clear_stop_request(vm);
   vm->first_stop = -1;
   begin_run(L, v, 1);
 

@@ -72,7 +72,8 @@ static void *vcpu_thread(void *arg)
       continue;
     if (reason == VCPU_PAUSED) { /* stopped while parked: that stop is the reason */
       vcpu_clear_stop(c);
-      vcpu_stop(c, atomic_load(&vm->stop_request), atomic_load(&vm->stop_code));
+      int req = atomic_load(&vm->stop_request);
+      vcpu_stop(c, req, vm_stop_code(vm, req));
     }
     break;
   }
@@ -95,7 +96,7 @@ static void *vcpu_thread(void *arg)
 int vm_start(struct vm *vm, char *err)
 {
   vm_join(vm);
-  atomic_store(&vm->stop_request, VCPU_RUNNING);
+  vm_clear_stop_request(vm);
   vm->first_stop = -1;
 
   /* Threads start with every signal blocked: Ctrl-C and SIGTERM belong to

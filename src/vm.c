@@ -1,6 +1,7 @@
 #include "vm.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,7 @@ int vm_create(struct vm **out, struct kvm *kvm, const struct vm_config *cfg, cha
   }
   atomic_init(&vm->stop_request, 0);
   atomic_init(&vm->stop_code, 0);
+  atomic_init(&vm->stop_published, 0);
   atomic_init(&vm->unhandled, UNHANDLED_STOP);
   pthread_mutex_init(&vm->wait_lock, NULL);
   pthread_condattr_t attr;
@@ -195,6 +197,22 @@ void vm_flush_devices(struct vm *vm)
       d->flush(d);
 }
 
+int64_t vm_stop_code(struct vm *vm, int req)
+{
+  if (req == VCPU_RUNNING || req == VCPU_PAUSED)
+    return 0;
+  while (atomic_load(&vm->stop_published) != req)
+    sched_yield();
+  return atomic_load(&vm->stop_code);
+}
+
+void vm_clear_stop_request(struct vm *vm)
+{
+  atomic_store(&vm->stop_published, VCPU_RUNNING);
+  atomic_store(&vm->stop_code, 0);
+  atomic_store(&vm->stop_request, VCPU_RUNNING);
+}
+
 void vm_request_stop(struct vm *vm, int reason, int64_t code)
 {
   int cur = atomic_load(&vm->stop_request);
@@ -203,7 +221,12 @@ void vm_request_stop(struct vm *vm, int reason, int64_t code)
     if (!replaceable)
       break;
     if (atomic_compare_exchange_weak(&vm->stop_request, &cur, reason)) {
-      atomic_store(&vm->stop_code, code);
+      /* A pause has no code, and may give way to a stop: only the stop,
+       * the one request of a run that is final, publishes one. */
+      if (reason != VCPU_PAUSED) {
+        atomic_store(&vm->stop_code, code);
+        atomic_store(&vm->stop_published, reason);
+      }
       break;
     }
   }

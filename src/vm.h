@@ -54,6 +54,10 @@ struct vm {
    * first request wins until the next run clears it. */
   _Atomic int stop_request;
   _Atomic int64_t stop_code;
+  /* The request whose code stop_code holds (VCPU_RUNNING: none yet). A
+   * request is made (stop_request) a moment before its code is stored;
+   * vm_stop_code waits for this to catch up. */
+  _Atomic int stop_published;
 
   /* vCPU threads (thread.c): wait_cond is signalled when a thread finishes
    * or parks, and when a pause ends. */
@@ -123,6 +127,14 @@ void vm_flush_devices(struct vm *vm);
  * The first request wins, except that any request replaces a pause. Safe
  * from any thread and from a signal handler. */
 void vm_request_stop(struct vm *vm, int reason, int64_t code);
+
+/* The code of the stop request req (read from stop_request): 0 for a pause
+ * or none. Only one request that is not a pause wins a run, so its code is
+ * stored once; this waits the few instructions until it is. */
+int64_t vm_stop_code(struct vm *vm, int req);
+
+/* Clears the stop request for a new run. */
+void vm_clear_stop_request(struct vm *vm);
 
 /* vCPU threads (thread.c). vm_start runs every vCPU on its own thread;
  * vm_wait blocks until all have finished (timeout in seconds, <= 0 for
