@@ -10,6 +10,7 @@
 local vmm = require "vmm"
 local mode = require "vmm.mode"
 local H = require "helper"
+local V = require "virtio_helper"
 
 local BASE, IRQ = 0xd0002000, 7
 local HC_PARAM, HC_CHECKPOINT = 0x30, 0x31
@@ -86,19 +87,7 @@ local function console_vm(params, console)
   return vm, out, dev
 end
 
-local function run(vm, out)
-  local t0 = vmm.now()
-  local r = vm:run{ timeout = TIMEOUT, raise = false }
-  r.seconds = vmm.now() - t0
-  r.output = table.concat(out)
-  return r
-end
-
-local function assert_passed(r)
-  assert(r.reason == "exit" and r.code == 0, string.format(
-    "the guest ended with %s %s (%s) after %.2f s; it printed:\n%s", r.reason,
-    tostring(r.code), tostring(r.message), r.seconds, r.output))
-end
+local run, assert_passed = V.run, V.assert_passed
 
 local function assert_clean(st)
   assert.is_false(st.needs_reset, st.error)

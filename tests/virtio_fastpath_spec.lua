@@ -8,89 +8,21 @@
 -- drivers with and without the fast path, and runs stopped and resumed in
 -- the middle of a stream of requests.
 local vmm = require "vmm"
-local mode = require "vmm.mode"
 local virtio = require "vmm.virtio"
 local H = require "helper"
+local V = require "virtio_helper"
 
 local BLK, RNG = 0xd0000000, 0xd0001000
 local NOTIFY = 0x50
-local HC_PARAM, HC_CHECKPOINT, HC_PROGRESS = 0x30, 0x31, 0x32
-local SECTOR = 512
-local MEMORY = 4 * 1024 * 1024
-local TIMEOUT = 20
+local HC_CHECKPOINT, HC_PROGRESS = V.HC_CHECKPOINT, 0x32
+local SECTOR, MEMORY, TIMEOUT = V.SECTOR, V.MEMORY, V.TIMEOUT
 local F_INDIRECT, F_EVENT_IDX = 1, 2
 local IRQ = 5
 local NO_IRQ = 0xff
 
--- ---- disks (the pattern of guests/vtest.h) ----
-
-local patterns = {}
-local function pattern(s)
-  if patterns[s] == nil then
-    local t = { string.format("sector %08x\n", s) }
-    for i = 16, SECTOR - 1 do t[#t + 1] = string.char(((s * 7 + i) & 0xff) ~ 0xa5) end
-    patterns[s] = table.concat(t)
-  end
-  return patterns[s]
-end
-
-local ZERO = string.rep("\0", SECTOR)
-
-local function disk(n, content)
-  local t = {}
-  for s = 0, n - 1 do t[#t + 1] = content and content(s) or ZERO end
-  return table.concat(t)
-end
-
-local function image(bytes)
-  local path = os.tmpname()
-  H.write_file(path, bytes)
-  finally(function() os.remove(path) end)
-  return path
-end
-
-local function first_difference(a, b)
-  if #a ~= #b then return string.format("sizes %d and %d", #a, #b) end
-  for s = 0, #a // SECTOR - 1 do
-    if a:sub(s * SECTOR + 1, (s + 1) * SECTOR) ~= b:sub(s * SECTOR + 1, (s + 1) * SECTOR) then
-      return "sector " .. s
-    end
-  end
-  return "nothing"
-end
-
-local function assert_image(path, want)
-  local got = H.read_file(path)
-  assert(got == want, "the image differs from what it should hold at " .. first_difference(got, want))
-end
-
--- ---- guests ----
-
-local function guest_vm(name, params, opts)
-  opts = opts or {}
-  local vm = vmm.vm{ memory = opts.memory or MEMORY, irqchip = opts.irqchip }
-  vm:load(H.guest(name), mode.layout.entry)
-  vm:cpu(0):set_mode("long")
-  local out = {}
-  vm:on_io(0xe9, function(_, _, _, v) out[#out + 1] = string.char(v) end)
-  vm:debug_exit{ port = 0xf4 }
-  vm:on_hypercall(HC_PARAM, function(_, i) return params[i] or 0 end)
-  return vm, out
-end
-
-local function run(vm, out, opts)
-  local t0 = vmm.now()
-  local r = vm:run{ timeout = opts and opts.timeout or TIMEOUT, raise = false }
-  r.seconds = vmm.now() - t0
-  r.output = table.concat(out)
-  return r
-end
-
-local function assert_passed(r)
-  assert(r.reason == "exit" and r.code == 0, string.format(
-    "the guest ended with %s %s (%s) after %.2f s; it printed:\n%s", r.reason,
-    tostring(r.code), tostring(r.message), r.seconds or 0, r.output))
-end
+local pattern, disk, assert_image = V.pattern, V.disk, V.assert_image
+local guest_vm, run, assert_passed = V.guest_vm, V.run, V.assert_passed
+local function image(bytes) return V.image(bytes, finally) end
 
 -- QueueNotify exits of the device at base, from vm:stats().
 local function notify_exits(vm, base)

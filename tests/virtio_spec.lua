@@ -9,92 +9,19 @@
 -- hypercall 0x31 (guests/vtest.h): 0 the mode or case, 1 the device's base,
 -- 2 the features (1 indirect, 2 event index), 3 the memory size.
 local vmm = require "vmm"
-local mode = require "vmm.mode"
 local H = require "helper"
+local V = require "virtio_helper"
 
 local BLK, RNG = 0xd0000000, 0xd0001000
-local HC_PARAM, HC_CHECKPOINT = 0x30, 0x31
-local SECTOR = 512
-local MEMORY = 4 * 1024 * 1024
--- Every run has this limit and must end well inside it: a guest polls
--- with a bounded loop, and the device never stalls.
-local TIMEOUT = 20
+local HC_CHECKPOINT = V.HC_CHECKPOINT
+local SECTOR, MEMORY = V.SECTOR, V.MEMORY
 local F_INDIRECT, F_EVENT_IDX = 1, 2
 local VIRTIO_F_INDIRECT_DESC, VIRTIO_F_EVENT_IDX, VIRTIO_F_VERSION_1 = 28, 29, 32
 local BLK_F_RO = 5
 
--- What sector s of a test disk holds (guests/vtest.h).
-local patterns = {}
-local function pattern(s)
-  if patterns[s] == nil then
-    local t = { string.format("sector %08x\n", s) }
-    for i = 16, SECTOR - 1 do t[#t + 1] = string.char(((s * 7 + i) & 0xff) ~ 0xa5) end
-    patterns[s] = table.concat(t)
-  end
-  return patterns[s]
-end
-
-local ZERO = string.rep("\0", SECTOR)
-
--- The bytes of a disk of n sectors, sector s being content(s) (nil: zeroes).
-local function disk(n, content)
-  local t = {}
-  for s = 0, n - 1 do t[#t + 1] = content and content(s) or ZERO end
-  return table.concat(t)
-end
-
--- An image file (os.tmpname: no shell needed); removed when the test ends.
-local function image(bytes)
-  local path = os.tmpname()
-  H.write_file(path, bytes)
-  finally(function() os.remove(path) end)
-  return path
-end
-
--- The first sector where two disk images differ, for messages.
-local function first_difference(a, b)
-  if #a ~= #b then return string.format("sizes %d and %d", #a, #b) end
-  for s = 0, #a // SECTOR - 1 do
-    if a:sub(s * SECTOR + 1, (s + 1) * SECTOR) ~= b:sub(s * SECTOR + 1, (s + 1) * SECTOR) then
-      return "sector " .. s
-    end
-  end
-  return "nothing"
-end
-
-local function assert_image(path, want)
-  local got = H.read_file(path)
-  assert(got == want, "the image differs from what it should hold at " .. first_difference(got, want))
-end
-
--- A VM in long mode running one of our guests, its console collected, the
--- exit port a C device, parameters answered from `params`.
-local function guest_vm(name, params, memory)
-  local vm = vmm.vm{ memory = memory or MEMORY }
-  vm:load(H.guest(name), mode.layout.entry)
-  vm:cpu(0):set_mode("long")
-  local out = {}
-  vm:on_io(0xe9, function(_, _, _, v) out[#out + 1] = string.char(v) end)
-  vm:debug_exit{ port = 0xf4 }
-  vm:on_hypercall(HC_PARAM, function(_, i) return params[i] or 0 end)
-  return vm, out
-end
-
--- Runs it; the result has the output and the time the run took.
-local function run(vm, out)
-  local t0 = vmm.now()
-  local r = vm:run{ timeout = TIMEOUT, raise = false }
-  r.seconds = vmm.now() - t0
-  r.output = table.concat(out)
-  return r
-end
-
-local function assert_passed(r)
-  assert(r.reason == "exit" and r.code == 0, string.format(
-    "the guest ended with %s %s (%s) after %.2f s; it printed:\n%s", r.reason,
-    tostring(r.code), tostring(r.message), r.seconds, r.output))
-  assert(r.seconds < TIMEOUT / 4, string.format("the run took %.2f s", r.seconds))
-end
+local pattern, disk, assert_image = V.pattern, V.disk, V.assert_image
+local guest_vm, run, assert_passed = V.guest_vm, V.run, V.assert_passed
+local function image(bytes) return V.image(bytes, finally) end
 
 local function has_feature(features, bit) return (features >> bit) & 1 == 1 end
 
