@@ -14,6 +14,7 @@
 
 local vmm = require "vmm"
 local mode = require "vmm.mode"
+local guests = require "vmm.guests"
 
 -- Each mode's guest and where it goes (see lua/vmm/mode.lua's layout).
 local GUESTS = {
@@ -26,13 +27,6 @@ local USAGE = "usage: hello.lua [--mode real|protected|long]"
 
 -- The guests are built next to the script's repository, whatever the
 -- current directory: <repo>/scripts/hello.lua -> <repo>/build/guests/.
-local function guest_dir()
-  local source = debug.getinfo(1, "S").source
-  local script = source:sub(1, 1) == "@" and source:sub(2) or arg[0]
-  local dir = script:match("^(.*)/[^/]*$") or "."
-  return dir .. "/../build/guests/"
-end
-
 local function parse_args(args)
   local which = "real"
   local i = 1
@@ -62,13 +56,11 @@ local function main(args)
     return 2
   end
   local guest = GUESTS[which]
-  local path = guest_dir() .. guest.file
-  local f = io.open(path, "rb")
-  if not f then
-    io.stderr:write("hello.lua: ", path, " is missing; build it with `make guests`\n")
+  local path, missing = guests.find(guest.file)
+  if not path then
+    io.stderr:write("hello.lua: ", missing, "\n")
     return 1
   end
-  f:close()
 
   -- Unhandled port or MMIO accesses stop the run with an error naming them.
   local vm <close> = vmm.vm{ memory = "64M", unhandled = "stop" }

@@ -22,25 +22,17 @@
 
 local vmm = require "vmm"
 local mode = require "vmm.mode"
+local guests = require "vmm.guests"
 
 local EINVAL, EFAULT = 22, 14
 local MAX_UPPER = 4096
 
-local function guest_path(name)
-  local source = debug.getinfo(1, "S").source
-  local script = source:sub(1, 1) == "@" and source:sub(2) or arg[0]
-  local dir = script:match("^(.*)/[^/]*$") or "."
-  return dir .. "/../build/guests/" .. name
-end
-
 local function main()
-  local path = guest_path("hypercall64.bin")
-  local f = io.open(path, "rb")
-  if not f then
-    io.stderr:write("hypercall.lua: ", path, " is missing; build it with `make guests`\n")
+  local path, missing = guests.find("hypercall64.bin")
+  if not path then
+    io.stderr:write("hypercall.lua: ", missing, "\n")
     return 1
   end
-  f:close()
 
   local vm <close> = vmm.vm{ memory = "64M", unhandled = "stop" }
   vm:load(path, mode.layout.entry)

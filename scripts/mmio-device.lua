@@ -27,6 +27,7 @@
 
 local vmm = require "vmm"
 local mode = require "vmm.mode"
+local guests = require "vmm.guests"
 
 local BASE, SIZE = 0xD0000000, 0x1000
 
@@ -105,13 +106,6 @@ end
 
 -- ---- the machine ----
 
-local function guest_path(name)
-  local source = debug.getinfo(1, "S").source
-  local script = source:sub(1, 1) == "@" and source:sub(2) or arg[0]
-  local dir = script:match("^(.*)/[^/]*$") or "."
-  return dir .. "/../build/guests/" .. name
-end
-
 -- The machine: the device at BASE, the console and exit ports in C, and
 -- (with opts.guest) the guest loaded and the CPU in long mode. Without a
 -- guest it is what scripts/trace.lua replays a trace against.
@@ -140,13 +134,11 @@ local function main(args)
     end
   end
 
-  local path = guest_path("mmio64.bin")
-  local f = io.open(path, "rb")
-  if not f then
-    io.stderr:write("mmio-device.lua: ", path, " is missing; build it with `make guests`\n")
+  local path, missing = guests.find("mmio64.bin")
+  if not path then
+    io.stderr:write("mmio-device.lua: ", missing, "\n")
     return 1
   end
-  f:close()
 
   local vm <close> = machine{ guest = path, trace = trace }
 
@@ -162,7 +154,6 @@ end
 -- Loaded by another script (scripts/trace.lua) with "--module": hand over
 -- the device and the machine instead of running.
 if ... == "--module" then
-  return { new_device = new_device, machine = machine, guest_path = guest_path,
-           crc32_byte = crc32_byte }
+  return { new_device = new_device, machine = machine, crc32_byte = crc32_byte }
 end
 os.exit(main(arg or {}))

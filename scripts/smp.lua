@@ -26,6 +26,7 @@
 
 local vmm = require "vmm"
 local mode = require "vmm.mode"
+local guests = require "vmm.guests"
 
 local USAGE = "usage: smp.lua [--cpus N]   (N from 1 to 16, default 4)"
 local MAX_CPUS = 16     -- LUAVMM_MAX_CPUS in guests/include/luavmm.h
@@ -36,13 +37,6 @@ local MAX_PRINT = 4096
 
 -- The guests are built next to the script's repository, whatever the
 -- current directory: <repo>/scripts/smp.lua -> <repo>/build/guests/.
-local function guest_path(name)
-  local source = debug.getinfo(1, "S").source
-  local script = source:sub(1, 1) == "@" and source:sub(2) or arg[0]
-  local dir = script:match("^(.*)/[^/]*$") or "."
-  return dir .. "/../build/guests/" .. name
-end
-
 local function parse_args(args)
   local cpus = 4
   local i = 1
@@ -73,13 +67,11 @@ local function main(args)
     io.stderr:write(err, "\n", USAGE, "\n")
     return 2
   end
-  local path = guest_path("smp64.bin")
-  local f = io.open(path, "rb")
-  if not f then
-    io.stderr:write("smp.lua: ", path, " is missing; build it with `make guests`\n")
+  local path, missing = guests.find("smp64.bin")
+  if not path then
+    io.stderr:write("smp.lua: ", missing, "\n")
     return 1
   end
-  f:close()
 
   local vm <close> = vmm.vm{ memory = "64M", cpus = ncpus, unhandled = "stop" }
   vm:load(path, mode.layout.entry)

@@ -19,19 +19,13 @@
 
 local vmm = require "vmm"
 local mode = require "vmm.mode"
+local guests = require "vmm.guests"
 
 local USAGE = "usage: spin.lua [--timeout S] [--cpus N]"
 local TIMED_OUT = 3
 
 -- The guests are built next to the script's repository, whatever the
 -- current directory: <repo>/scripts/spin.lua -> <repo>/build/guests/.
-local function guest_path(name)
-  local source = debug.getinfo(1, "S").source
-  local script = source:sub(1, 1) == "@" and source:sub(2) or arg[0]
-  local dir = script:match("^(.*)/[^/]*$") or "."
-  return dir .. "/../build/guests/" .. name
-end
-
 local function parse_args(args)
   local opts = { timeout = 1, cpus = 1 }
   local i = 1
@@ -74,13 +68,11 @@ local function main(args)
     io.stderr:write(err, "\n", USAGE, "\n")
     return 2
   end
-  local path = guest_path("spin64.bin")
-  local f = io.open(path, "rb")
-  if not f then
-    io.stderr:write("spin.lua: ", path, " is missing; build it with `make guests`\n")
+  local path, missing = guests.find("spin64.bin")
+  if not path then
+    io.stderr:write("spin.lua: ", missing, "\n")
     return 1
   end
-  f:close()
 
   local vm <close> = vmm.vm{ memory = "64M", cpus = opts.cpus, unhandled = "stop" }
   vm:load(path, mode.layout.entry)

@@ -20,18 +20,12 @@
 
 local vmm = require "vmm"
 local mode = require "vmm.mode"
+local guests = require "vmm.guests"
 
 local USAGE = "usage: step.lua [--steps N]"
 
 -- The guests are built next to the script's repository, whatever the
 -- current directory: <repo>/scripts/step.lua -> <repo>/build/guests/.
-local function guest_path(name)
-  local source = debug.getinfo(1, "S").source
-  local script = source:sub(1, 1) == "@" and source:sub(2) or arg[0]
-  local dir = script:match("^(.*)/[^/]*$") or "."
-  return dir .. "/../build/guests/" .. name
-end
-
 local function parse_args(args)
   local steps = 8
   local i = 1
@@ -91,13 +85,11 @@ local function main(args)
     io.stderr:write(err, "\n", USAGE, "\n")
     return 2
   end
-  local path = guest_path("hello16.bin")
-  local f = io.open(path, "rb")
-  if not f then
-    io.stderr:write("step.lua: ", path, " is missing; build it with `make guests`\n")
+  local path, missing = guests.find("hello16.bin")
+  if not path then
+    io.stderr:write("step.lua: ", missing, "\n")
     return 1
   end
-  f:close()
 
   local vm <close> = vmm.vm{ memory = "64M", unhandled = "stop" }
   vm:load(path, mode.layout.real_entry)

@@ -21,6 +21,7 @@
 --     lua5.4 scripts/trace.lua record /tmp/mmio.trace
 
 local trace = require "vmm.trace"
+local guests = require "vmm.guests"
 
 local USAGE = "usage: trace.lua record FILE | replay FILE [--broken]"
 
@@ -33,7 +34,11 @@ local function device_script()
 end
 
 local function record(dev, path)
-  local guest = dev.guest_path("mmio64.bin")
+  local guest, missing = guests.find("mmio64.bin")
+  if not guest then
+    io.stderr:write("trace.lua: ", missing, "\n")
+    return 1
+  end
   local vm <close> = dev.machine{ guest = guest, console = "/dev/null" }
   vm:trace(path)
   local r = vm:run{ timeout = 5 }

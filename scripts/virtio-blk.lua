@@ -25,17 +25,11 @@
 
 local vmm = require "vmm"
 local mode = require "vmm.mode"
+local guests = require "vmm.guests"
 
 local BASE, IRQ = 0xd0000000, 5
 local HC_PARAM = 0x30
 local SECTOR = 512
-
-local function guest_path(name)
-  local source = debug.getinfo(1, "S").source
-  local script = source:sub(1, 1) == "@" and source:sub(2) or arg[0]
-  local dir = script:match("^(.*)/[^/]*$") or "."
-  return dir .. "/../build/guests/" .. name
-end
 
 -- The pattern of guests/vtest.h: what sector s must hold.
 local function pattern(s)
@@ -67,13 +61,11 @@ local function main(...)
     i = i + 1
   end
 
-  local path = guest_path("virtio_blk64.bin")
-  local f = io.open(path, "rb")
-  if not f then
-    io.stderr:write("virtio-blk.lua: ", path, " is missing; build it with `make guests`\n")
+  local path, missing = guests.find("virtio_blk64.bin")
+  if not path then
+    io.stderr:write("virtio-blk.lua: ", missing, "\n")
     return 1
   end
-  f:close()
 
   local temporary = image == nil
   if temporary then

@@ -330,6 +330,21 @@ describe("the example scripts", function()
          "hello.lua: unknown mode 'bad'\nusage: hello.lua [--mode real|protected|long]\n")
   end)
 
+  it("says which guest is missing and how to build it: exit 1", function()
+    -- A copy of the script in a folder with no build/ beside it.
+    local dir = H.tempdir()
+    finally(function() H.remove_tree(dir) end)
+    assert(os.execute("mkdir " .. H.quote(dir .. "/scripts") .. " && cp scripts/smp.lua "
+                      .. H.quote(dir .. "/scripts/")))
+    for _, prog in ipairs({ LUAVMM, STOCK }) do
+      local r = H.sh(prog .. " " .. H.quote(dir .. "/scripts/smp.lua"))
+      assert.equal(1, r.rc)
+      assert.equal("", r.out)
+      assert.equal("smp.lua: " .. dir .. "/scripts/../build/guests/smp64.bin is missing; build it "
+                   .. "with `make guests`\n", r.err)
+    end
+  end)
+
   it("hypercall.lua gets every answer right", function()
     same("hypercall.lua", 0, "sum(1..6) = 21\nfib(50) = 12586269025\n"
          .. "upper: HELLO FROM THE GUEST\nhypercall64: all answers right\n")
