@@ -731,65 +731,28 @@ end)
 describe("the UART on a terminal", function()
   local t
 
-  -- A detached tmux session on a private socket whose pane runs the console
-  -- script under luavmm, saving `stty -g` before and after it.
+  -- A terminal (H.terminal) whose pane runs the console script under
+  -- luavmm.
   local function start(how)
-    t = { dir = H.tempdir() }
-    t.tmux = "env -u LD_PRELOAD tmux -S " .. H.quote(t.dir .. "/tmux.sock") .. " "
-    console_script(t.dir)
-    H.write_file(t.dir .. "/pane.sh", table.concat({
-      "cd " .. H.quote(t.dir) .. " || exit 1",
-      H.env() .. "unset TMUX",
-      "stty -g >before",
-      H.quote(H.luavmm) .. " console.lua result " .. (how or ""),
-      "echo \"rc=$?\"",
-      "stty -g >after.tmp && mv after.tmp after",
-      "exec sleep 3600",
-    }, "\n") .. "\n")
-    assert.is_true(os.execute(t.tmux .. "-f /dev/null new-session -d -x 100 -y 30 -s uart "
-                              .. H.quote("sh " .. H.quote(t.dir .. "/pane.sh"))))
-  end
-
-  local function text()
-    local p = io.popen(t.tmux .. "capture-pane -p -J -S - -t uart 2>/dev/null")
-    local s = p:read("a")
-    p:close()
-    return s
-  end
-
-  local function wait_text(pattern, what)
-    return H.wait_for(function() return text():find(pattern) end, what, 20, text)
-  end
-
-  local function keys(...)
-    local args = {}
-    for i, k in ipairs{ ... } do args[i] = H.quote(k) end
-    assert.is_true(os.execute(t.tmux .. "send-keys -t uart " .. table.concat(args, " ")))
-  end
-
-  local function pane_stty()
-    local p = io.popen(t.tmux .. "display -p -t uart '#{pane_tty}'")
-    local tty = p:read("l")
-    p:close()
-    p = io.popen("stty -a -F " .. H.quote(tty))
-    local s = p:read("a")
-    p:close()
-    return s
+    local dir = H.tempdir()
+    console_script(dir)
+    t = H.terminal(dir, H.quote(H.luavmm) .. " console.lua result " .. (how or ""))
   end
 
   after_each(function()
     if t then
-      os.execute(t.tmux .. "kill-server >/dev/null 2>&1")
-      H.remove_tree(t.dir)
+      t:close()
       t = nil
     end
   end)
 
+  local function text() return t:text() end
+  local function wait_text(pattern, what) return t:wait_text(pattern, what) end
+  local function keys(...) t:keys(...) end
+  local function pane_stty() return t:stty() end
   local function finished()
-    H.wait_for(function() return H.read_file(t.dir .. "/after") end, "the pane's script to end",
-               20, text)
-    return H.read_file(t.dir .. "/before"), H.read_file(t.dir .. "/after"),
-           H.read_file(t.dir .. "/result")
+    local before, after = t:finished()
+    return before, after, H.read_file(t.dir .. "/result")
   end
 
   it("takes the terminal raw for the run and gives it back cooked", function()

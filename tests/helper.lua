@@ -172,6 +172,75 @@ function H.stalled_fifo(finally)
   return path
 end
 
+-- A terminal for a test: a detached tmux session, on a private socket in
+-- dir, whose pane runs the shell command `command` in dir between two
+-- `stty -g` (saved in dir/before and dir/after), then prints rc=N and
+-- stays. t:close() kills the server and removes dir.
+local Terminal = {}
+Terminal.__index = Terminal
+
+function H.terminal(dir, command)
+  local t = setmetatable({ dir = dir, session = "t" }, Terminal)
+  -- A sanitizer runtime preloaded into the specs stays out of tmux.
+  t.tmux = "env -u LD_PRELOAD tmux -S " .. H.quote(dir .. "/tmux.sock") .. " "
+  H.write_file(dir .. "/pane.sh", table.concat({
+    "cd " .. H.quote(dir) .. " || exit 1",
+    H.env() .. "unset TMUX",
+    "stty -g >before",
+    command,
+    "echo \"rc=$?\"",
+    "stty -g >after.tmp && mv after.tmp after",
+    "exec sleep 3600",
+  }, "\n") .. "\n")
+  assert(os.execute(t.tmux .. "-f /dev/null new-session -d -x 100 -y 30 -s t "
+                    .. H.quote("sh " .. H.quote(dir .. "/pane.sh"))), "cannot start tmux")
+  return t
+end
+
+-- What the pane shows, scrollback included.
+function Terminal:text()
+  local p = io.popen(self.tmux .. "capture-pane -p -J -S - -t t 2>/dev/null")
+  local s = p:read("a")
+  p:close()
+  return s
+end
+
+-- Waits until the pane shows pattern (plain: a plain string).
+function Terminal:wait_text(pattern, what, plain)
+  return H.wait_for(function() return self:text():find(pattern, 1, plain) end, what, 20,
+                    function() return self:text() end)
+end
+
+-- Types keys (tmux key names, or text).
+function Terminal:keys(...)
+  local args = {}
+  for i, k in ipairs{ ... } do args[i] = H.quote(k) end
+  assert(os.execute(self.tmux .. "send-keys -t t " .. table.concat(args, " ")), "tmux send-keys")
+end
+
+-- `stty -a` of the pane's terminal, now.
+function Terminal:stty()
+  local p = io.popen(self.tmux .. "display -p -t t '#{pane_tty}'")
+  local tty = p:read("l")
+  p:close()
+  p = io.popen("stty -a -F " .. H.quote(tty))
+  local s = p:read("a")
+  p:close()
+  return s
+end
+
+-- Waits for the command to end; returns the `stty -g` before and after it.
+function Terminal:finished()
+  H.wait_for(function() return H.read_file(self.dir .. "/after") end, "the pane's script to end",
+             20, function() return self:text() end)
+  return H.read_file(self.dir .. "/before"), H.read_file(self.dir .. "/after")
+end
+
+function Terminal:close()
+  os.execute(self.tmux .. "kill-server >/dev/null 2>&1")
+  H.remove_tree(self.dir)
+end
+
 -- Is process pid still there (a zombie counts as gone)?
 function H.alive(pid)
   local stat = H.read_file("/proc/" .. math.tointeger(pid) .. "/stat")

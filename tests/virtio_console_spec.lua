@@ -502,64 +502,27 @@ describe("virtio-console on a terminal", function()
   local t
 
   local function start()
-    t = { dir = H.tempdir() }
-    t.tmux = "env -u LD_PRELOAD tmux -S " .. H.quote(t.dir .. "/tmux.sock") .. " "
-    H.write_file(t.dir .. "/console.lua", SCRIPT:format(MEMORY,
+    local dir = H.tempdir()
+    H.write_file(dir .. "/console.lua", SCRIPT:format(MEMORY,
                  H.abs_build .. "/guests/virtio_console64.bin", MEMORY))
-    H.write_file(t.dir .. "/pane.sh", table.concat({
-      "cd " .. H.quote(t.dir) .. " || exit 1",
-      H.env() .. "unset TMUX",
-      "stty -g >before",
-      H.quote(H.luavmm) .. " console.lua result",
-      "echo \"rc=$?\"",
-      "stty -g >after.tmp && mv after.tmp after",
-      "exec sleep 3600",
-    }, "\n") .. "\n")
-    assert.is_true(os.execute(t.tmux .. "-f /dev/null new-session -d -x 100 -y 30 -s vc "
-                              .. H.quote("sh " .. H.quote(t.dir .. "/pane.sh"))))
-  end
-
-  local function text()
-    local p = io.popen(t.tmux .. "capture-pane -p -J -S - -t vc 2>/dev/null")
-    local s = p:read("a")
-    p:close()
-    return s
-  end
-
-  local function wait_text(pattern, what)
-    return H.wait_for(function() return text():find(pattern, 1, true) end, what, 20, text)
-  end
-
-  local function keys(...)
-    local args = {}
-    for i, k in ipairs{ ... } do args[i] = H.quote(k) end
-    assert.is_true(os.execute(t.tmux .. "send-keys -t vc " .. table.concat(args, " ")))
-  end
-
-  local function pane_stty()
-    local p = io.popen(t.tmux .. "display -p -t vc '#{pane_tty}'")
-    local tty = p:read("l")
-    p:close()
-    p = io.popen("stty -a -F " .. H.quote(tty))
-    local s = p:read("a")
-    p:close()
-    return s
-  end
-
-  local function finished()
-    H.wait_for(function() return H.read_file(t.dir .. "/after") end, "the pane's script to end",
-               20, text)
-    return H.read_file(t.dir .. "/before"), H.read_file(t.dir .. "/after"),
-           H.read_file(t.dir .. "/result")
+    t = H.terminal(dir, H.quote(H.luavmm) .. " console.lua result")
   end
 
   after_each(function()
     if t then
-      os.execute(t.tmux .. "kill-server >/dev/null 2>&1")
-      H.remove_tree(t.dir)
+      t:close()
       t = nil
     end
   end)
+
+  local function text() return t:text() end
+  local function wait_text(pattern, what) return t:wait_text(pattern, what, true) end
+  local function keys(...) t:keys(...) end
+  local function pane_stty() return t:stty() end
+  local function finished()
+    local before, after = t:finished()
+    return before, after, H.read_file(t.dir .. "/result")
+  end
 
   it("takes the terminal raw for the run and gives it back as it was", function()
     start()
