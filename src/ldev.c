@@ -32,8 +32,6 @@ static void check_not_running(lua_State *L, struct lvm *v, const char *who)
     lu_errorf(L, "%s: the VM is running; add devices before running it", who);
 }
 
-static void check_options(lua_State *L, int t, const char *const *names, const char *who);
-
 static const char *const debug_exit_options[] = { "port", "width", NULL };
 static const char *const debugcon_options[] = { "port", "path", NULL };
 
@@ -42,7 +40,7 @@ static int vm_debug_exit(lua_State *L)
 {
   struct lvm *v = lvm_check(L, 1);
   check_not_running(L, v, "debug_exit");
-  check_options(L, 2, debug_exit_options, "debug_exit");
+  lu_checkoptions(L, 2, debug_exit_options, NULL, "debug_exit");
   lua_Integer port = opt_field(L, 2, "port", 0xf4, 0, 0xffff, "debug_exit");
   lua_Integer width = opt_field(L, 2, "width", 1, 1, 4, "debug_exit");
   char err[ERR_LEN];
@@ -59,7 +57,7 @@ static int vm_debugcon(lua_State *L)
 {
   struct lvm *v = lvm_check(L, 1);
   check_not_running(L, v, "debugcon");
-  check_options(L, 2, debugcon_options, "debugcon");
+  lu_checkoptions(L, 2, debugcon_options, NULL, "debugcon");
   lua_Integer port = opt_field(L, 2, "port", 0xe9, 0, 0xffff, "debugcon");
   int fd = STDOUT_FILENO;
   if (lua_type(L, 2) == LUA_TTABLE) {
@@ -78,35 +76,6 @@ static int vm_debugcon(lua_State *L)
   if (debugcon_attach(v->vm, (uint16_t)port, fd, err) < 0)
     return lu_errorf(L, "debugcon: %s", err);
   return 0;
-}
-
-/* Raises for a key of the options table at t that is not in names (a
- * NULL-terminated list): a misspelt option is a mistake worth a message. */
-static void check_options(lua_State *L, int t, const char *const *names, const char *who)
-{
-  if (lua_isnoneornil(L, t))
-    return;
-  luaL_checktype(L, t, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    lua_pop(L, 1);
-    bool known = false;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; names[i] != NULL && !known; i++)
-        known = strcmp(lua_tostring(L, -1), names[i]) == 0;
-    if (known)
-      continue;
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (int i = 0; names[i] != NULL; i++) {
-      luaL_addstring(&b, i > 0 ? ", " : "");
-      luaL_addstring(&b, names[i]);
-    }
-    luaL_pushresult(&b);
-    const char *list = lua_tostring(L, -1);
-    lu_errorf(L, "%s: unknown option '%s' (%s%s)", who, luaL_tolstring(L, -2, NULL),
-              names[0] != NULL ? "known: " : "it takes none", list);
-  }
 }
 
 /* The interrupt of a UART at one of the PC's four usual ports. */
@@ -143,7 +112,7 @@ static int vm_serial(lua_State *L)
 {
   struct lvm *v = lvm_check(L, 1);
   check_not_running(L, v, "serial");
-  check_options(L, 2, serial_options, "serial");
+  lu_checkoptions(L, 2, serial_options, NULL, "serial");
   lua_Integer port = opt_field(L, 2, "port", 0x3f8, 0, 0xfff8, "serial");
   lua_Integer irq = opt_field(L, 2, "irq", usual_serial_irq(port), 0, VM_IRQ_LINES - 1,
                               "serial");
@@ -215,7 +184,7 @@ static int vm_i8042(lua_State *L)
 {
   struct lvm *v = lvm_check(L, 1);
   check_not_running(L, v, "i8042");
-  check_options(L, 2, no_options, "i8042");
+  lu_checkoptions(L, 2, no_options, NULL, "i8042");
   char err[ERR_LEN];
   if (i8042_attach(v->vm, err) < 0)
     return lu_errorf(L, "i8042: %s", err);
@@ -231,7 +200,7 @@ static int vm_rtc(lua_State *L)
 {
   struct lvm *v = lvm_check(L, 1);
   check_not_running(L, v, "rtc");
-  check_options(L, 2, rtc_options, "rtc");
+  lu_checkoptions(L, 2, rtc_options, NULL, "rtc");
   bool fixed = false;
   int64_t epoch = 0;
   if (lua_type(L, 2) == LUA_TTABLE) {

@@ -106,3 +106,45 @@ int lu_errorf(lua_State *L, const char *fmt, ...)
   va_end(ap);
   return luaL_error(L, "%s", buf);
 }
+
+static bool listed(const char *key, const char *const *list)
+{
+  for (int i = 0; list != NULL && list[i] != NULL; i++)
+    if (strcmp(key, list[i]) == 0)
+      return true;
+  return false;
+}
+
+static void add_list(luaL_Buffer *b, const char *const *list, bool *first)
+{
+  for (int i = 0; list != NULL && list[i] != NULL; i++) {
+    luaL_addstring(b, *first ? "" : ", ");
+    luaL_addstring(b, list[i]);
+    *first = false;
+  }
+}
+
+void lu_checkoptions(lua_State *L, int t, const char *const *names, const char *const *more,
+                     const char *who)
+{
+  if (lua_isnoneornil(L, t))
+    return;
+  t = lua_absindex(L, t);
+  luaL_checktype(L, t, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING &&
+        (listed(lua_tostring(L, -1), names) || listed(lua_tostring(L, -1), more)))
+      continue;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    bool first = true;
+    add_list(&b, names, &first);
+    add_list(&b, more, &first);
+    luaL_pushresult(&b);
+    const char *list = lua_tostring(L, -1);
+    lu_errorf(L, "%s: unknown option '%s' (%s%s)", who, luaL_tolstring(L, -2, NULL),
+              first ? "it takes none" : "known: ", list);
+  }
+}

@@ -100,7 +100,7 @@ static struct lvirtio *check_lua_dev(lua_State *L, int idx, const char *who)
   return d;
 }
 
-/* The options every virtio constructor shares, known to check_options,
+/* The options every virtio constructor shares, known to lu_checkoptions,
  * checked by check_setup before the device exists and applied by push_dev
  * (or vm:virtio) after: fastpath = true|false (default true: ioeventfd and
  * irqfd where they can be had; see virtio_mmio.h). */
@@ -162,9 +162,13 @@ static struct lvm *check_setup(lua_State *L, const char *who)
 
 /* vm:virtio_blk{ addr = 0xd0000000, irq = 5, path = "disk.img",
  *                readonly = false, id = "luavmm", fastpath = true } -> device */
+static const char *const blk_options[] = { "addr", "irq", "path", "readonly", "id", NULL };
+static const char *const rng_options[] = { "addr", "irq", NULL };
+
 static int vm_virtio_blk(lua_State *L)
 {
   struct lvm *v = check_setup(L, "virtio_blk");
+  lu_checkoptions(L, 2, blk_options, common_options, "virtio_blk");
   uint64_t addr = (uint64_t)field(L, "addr", 0, (1ll << 52) - 1, "virtio_blk");
   uint32_t irq = (uint32_t)field(L, "irq", 0, VM_IRQ_LINES - 1, "virtio_blk");
   lua_getfield(L, 2, "path");
@@ -172,7 +176,9 @@ static int vm_virtio_blk(lua_State *L)
   if (path == NULL)
     return lu_errorf(L, "virtio_blk: path (the image file) is required");
   lua_getfield(L, 2, "id");
-  const char *id = luaL_optstring(L, -1, "luavmm");
+  const char *id = "luavmm";
+  if (!lua_isnil(L, -1) && (id = lua_tostring(L, -1)) == NULL)
+    return lu_errorf(L, "virtio_blk: id must be a string (got %s)", luaL_typename(L, -1));
   bool readonly = lu_optbool(L, 2, "readonly", false);
   char err[ERR_LEN];
   struct virtio_mmio *t;
@@ -186,6 +192,7 @@ static int vm_virtio_blk(lua_State *L)
 static int vm_virtio_rng(lua_State *L)
 {
   struct lvm *v = check_setup(L, "virtio_rng");
+  lu_checkoptions(L, 2, rng_options, common_options, "virtio_rng");
   uint64_t addr = (uint64_t)field(L, "addr", 0, (1ll << 52) - 1, "virtio_rng");
   uint32_t irq = (uint32_t)field(L, "irq", 0, VM_IRQ_LINES - 1, "virtio_rng");
   char err[ERR_LEN];
@@ -194,35 +201,6 @@ static int vm_virtio_rng(lua_State *L)
     return lu_errorf(L, "virtio_rng: %s", err);
   push_dev(L, 1, t);
   return 1;
-}
-
-/* Raises for a key of the options table (argument 2) that is not in
- * names (a NULL-terminated list) or common_options: a misspelt option is
- * a mistake worth a message. */
-static void check_options(lua_State *L, const char *const *names, const char *who)
-{
-  lua_pushnil(L);
-  while (lua_next(L, 2)) {
-    lua_pop(L, 1);
-    bool known = false;
-    if (lua_type(L, -1) == LUA_TSTRING) {
-      for (int i = 0; names[i] != NULL && !known; i++)
-        known = strcmp(lua_tostring(L, -1), names[i]) == 0;
-      for (int i = 0; common_options[i] != NULL && !known; i++)
-        known = strcmp(lua_tostring(L, -1), common_options[i]) == 0;
-    }
-    if (known)
-      continue;
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (int i = 0; names[i] != NULL; i++) {
-      luaL_addstring(&b, i > 0 ? ", " : "");
-      luaL_addstring(&b, names[i]);
-    }
-    luaL_pushresult(&b);
-    const char *list = lua_tostring(L, -1);
-    lu_errorf(L, "%s: unknown option '%s' (known: %s)", who, luaL_tolstring(L, -2, NULL), list);
-  }
 }
 
 static const char *const console_options[] = {
@@ -239,7 +217,7 @@ static const char *const console_options[] = {
 static int vm_virtio_console(lua_State *L)
 {
   struct lvm *v = check_setup(L, "virtio_console");
-  check_options(L, console_options, "virtio_console");
+  lu_checkoptions(L, 2, console_options, common_options, "virtio_console");
   uint64_t addr = (uint64_t)field(L, "addr", 0, (1ll << 52) - 1, "virtio_console");
   uint32_t irq = (uint32_t)field(L, "irq", 0, VM_IRQ_LINES - 1, "virtio_console");
   struct virtio_console_config cfg = {
@@ -387,7 +365,7 @@ static void callback_field(lua_State *L, const char *name, bool required)
 static int vm_virtio(lua_State *L)
 {
   struct lvm *v = check_setup(L, "virtio");
-  check_options(L, virtio_options, "virtio");
+  lu_checkoptions(L, 2, virtio_options, common_options, "virtio");
   struct virtio_backend be = { 0 };
   uint64_t addr = (uint64_t)field(L, "addr", 0, (1ll << 52) - 1, "virtio");
   uint32_t irq = (uint32_t)field(L, "irq", 0, VM_IRQ_LINES - 1, "virtio");

@@ -72,31 +72,12 @@ static int opt_int(lua_State *L, int opts, const char *field, int def, int lo, i
 static const char *const opt_names[] = { "memory", "cpus", "unhandled", "irqchip", "pit",
                                           NULL };
 
-/* Unknown options are mistakes worth a message, not silence. */
-static void check_options(lua_State *L, int opts)
-{
-  if (lua_isnoneornil(L, opts))
-    return;
-  luaL_checktype(L, opts, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, opts)) {
-    lua_pop(L, 1);
-    bool known = false;
-    if (lua_type(L, -1) == LUA_TSTRING)
-      for (int i = 0; opt_names[i]; i++)
-        known = known || strcmp(lua_tostring(L, -1), opt_names[i]) == 0;
-    if (!known)
-      lu_errorf(L, "vmm.vm: unknown option '%s' (known: memory, cpus, unhandled, irqchip, pit)",
-                 luaL_tolstring(L, -1, NULL));
-  }
-}
-
 /* vmm.vm{ memory = "64M", cpus = 1, unhandled = "stop", irqchip = false,
  *         pit = false } -> vm */
 int lvm_new(lua_State *L)
 {
   struct lstate *st = lstate_get(L);
-  check_options(L, 1);
+  lu_checkoptions(L, 1, opt_names, NULL, "vmm.vm");
   uint64_t memory = opt_memory(L, 1);
   struct vm_config cfg = {
     .ncpus = opt_int(L, 1, "cpus", 1, 1, 1024),

@@ -150,6 +150,12 @@ int lu_parse_size(const char *s, uint64_t *out);
 void lu_pushhandlers(lua_State *L, int vm_idx); /* the uservalue table */
 int lu_traceback(lua_State *L);
 bool lu_optbool(lua_State *L, int t, const char *field, bool def);
+/* Raises "who: unknown option 'k' (known: ...)" for a key of the options
+ * table at t that is in neither names nor more (NULL-terminated lists;
+ * more may be NULL): a misspelt option is a mistake worth a message.
+ * Nothing for a nil or absent t; a t of another type is an argument error. */
+void lu_checkoptions(lua_State *L, int t, const char *const *names, const char *const *more,
+                     const char *who);
 int lu_errorf(lua_State *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

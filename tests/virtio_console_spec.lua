@@ -419,7 +419,7 @@ describe("vm:virtio_console", function()
       return H.error_of(vm.virtio_console, vm, opts)
     end
     assert.matches("virtio_console: unknown option 'baud' %(known: addr, irq, input, output, "
-                   .. "escape%)", err{ baud = 9600 })
+                   .. "escape, fastpath%)", err{ baud = 9600 })
     assert.matches("virtio_console: addr must be an integer", err{ addr = "x" })
     assert.matches("virtio_console: irq must be an integer from 0x0 to 0x17", err{ irq = 24 })
     assert.matches("virtio_console: input must be \"stdin\", false or a path, not number",

@@ -143,7 +143,8 @@ describe("the virtio fast path: notifications through ioeventfd", function()
     assert.same({ false, false }, { off:status().fastpath, off:status().ioeventfd })
   end)
 
-  it("refuses a fastpath that is not a boolean, before the device exists", function()
+  it("refuses a fastpath that is not a boolean and unknown options, before the device exists",
+     function()
     local vm <close> = vmm.vm{ memory = "1M" }
     local path = image(disk(8))
     assert.matches("virtio_blk: fastpath must be true or false, not string",
@@ -154,6 +155,15 @@ describe("the virtio fast path: notifications through ioeventfd", function()
     assert.matches("virtio: fastpath must be true or false, not table",
                    H.error_of(vm.virtio, vm, { addr = RNG, irq = 6, device_id = 4,
                                                queues = { 8 }, notify = print, fastpath = {} }))
+    -- Nor a misspelt option, naming what is known, nor an id that is no string.
+    assert.matches("virtio_blk: unknown option 'read_only' %(known: addr, irq, path, readonly, "
+                   .. "id, fastpath%)",
+                   H.error_of(vm.virtio_blk, vm, { addr = BLK, irq = IRQ, path = path,
+                                                   read_only = true }))
+    assert.matches("virtio_blk: id must be a string %(got table%)",
+                   H.error_of(vm.virtio_blk, vm, { addr = BLK, irq = IRQ, path = path, id = {} }))
+    assert.matches("virtio_rng: unknown option 'path' %(known: addr, irq, fastpath%)",
+                   H.error_of(vm.virtio_rng, vm, { addr = RNG, irq = 6, path = path }))
     -- Nothing was attached: the addresses are still free.
     vm:virtio_blk{ addr = BLK, irq = IRQ, path = path }
     vm:virtio_rng{ addr = RNG, irq = 6 }
