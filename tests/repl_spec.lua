@@ -181,6 +181,17 @@ function Term:line(text, next)
   return table.concat(lines, "\n", at + 1, #lines - 1)
 end
 
+-- Presses Ctrl-C while something typed at the prompt on line `at` runs
+-- (after a moment, so it is surely running), waits for the next prompt and
+-- returns what was printed in between.
+function Term:interrupt(at)
+  vmm.sleep(0.2)
+  self:key("C-c")
+  local lines = self:wait(function(l) return #l > at + 1 and l[#l] == PROMPT end,
+                          "the prompt after Ctrl-C")
+  return table.concat(lines, "\n", at + 2, #lines - 1)
+end
+
 -- Runs test(term) with a fresh REPL, closing it whatever happens.
 local function with_term(test)
   return function()
@@ -227,11 +238,7 @@ describe("the REPL on a terminal", function()
     t:type("print('looping'); while true do end")
     t:key("Enter")
     t:wait(function(l) return l[#l] == "looping" end, "the loop to start")
-    vmm.sleep(0.2)
-    t:key("C-c")
-    local lines = t:wait(function(l) return #l > at + 1 and l[#l] == PROMPT end,
-                         "the prompt after Ctrl-C")
-    local out = table.concat(lines, "\n", at + 2, #lines - 1)
+    local out = t:interrupt(at)
     assert.matches("interrupted!\nstack traceback:\n", out)
     assert.equal("2", t:line("1 + 1"))
   end))
@@ -271,11 +278,7 @@ describe("the REPL on a terminal", function()
     t:type("vm:run()")
     t:key("Enter")
     t:wait(function(l) return l[#l] == "in the guest" end, "the guest to run")
-    vmm.sleep(0.2)
-    t:key("C-c")
-    local lines = t:wait(function(l) return #l > at + 1 and l[#l] == PROMPT end,
-                         "the prompt after Ctrl-C")
-    local out = table.concat(lines, "\n", at + 2, #lines - 1)
+    local out = t:interrupt(at)
     assert.matches("stdin:1: interrupted\nstack traceback:\n", out)
     assert.matches("in method 'run'", out)
     assert.equal("stopped", t:line("vm.state"))
