@@ -64,20 +64,12 @@ local function hex(list)
   return table.concat(t, " ")
 end
 
--- A file path for the UART to write or read; removed by the caller.
--- (os.tmpname needs no shell: the specs also run where none can start.)
-local function tmpfile(content)
-  local path = os.tmpname()
-  if content then H.write_file(path, content) end
-  return path
-end
-
 -- ---- the UART ----
 
 describe("the 16550A UART", function()
   local files = {}
   local function file(content)
-    local p = tmpfile(content)
+    local p = H.tmpfile(content)
     files[#files + 1] = p
     return p
   end

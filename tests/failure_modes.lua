@@ -319,10 +319,7 @@ local cases = {
     outcome = "`cannot load PATH (N bytes) at ADDR: [...) is not inside guest memory`",
     expect = "is not inside guest memory",
     run = function()
-      local path = os.tmpname()
-      local f = io.open(path, "wb")
-      f:write(string.rep("x", 8192))
-      f:close()
+      local path = H.tmpfile(string.rep("x", 8192))
       local vm <close> = vmm.vm{ memory = "1M" }
       local r = err(vm.load, vm, path, (1 << 20) - 4096)
       os.remove(path)

@@ -117,6 +117,17 @@ function H.write_file(path, text)
   return path
 end
 
+-- A temporary file holding `content` (empty without it); os.tmpname needs no
+-- shell, and the specs also run where none can start. Pass busted's finally
+-- (a global of the spec files, not of this module) to have it removed when
+-- the test ends; without it the caller removes it.
+function H.tmpfile(content, finally)
+  local path = os.tmpname()
+  if content then H.write_file(path, content) end
+  if finally then finally(function() os.remove(path) end) end
+  return path
+end
+
 -- Runs a shell command line with sh in opts.dir (default: the repository
 -- root), stdin from opts.stdin (default /dev/null), under `timeout` (opts.limit
 -- seconds, default 120: a hang fails with rc 124 or 137 rather than blocking

@@ -113,9 +113,7 @@ local function early_boot(entry)
   local m <close> = pc.new{ memory = "256M", irqchip = true, pit = true, unhandled = "ignore" }
   -- virtio devices as scripts/linux.lua places them, idle: the kernel only
   -- echoes their entries this early
-  local image = os.tmpname()
-  H.write_file(image, string.rep("\0", 4096))
-  finally(function() os.remove(image) end)
+  local image = H.tmpfile(string.rep("\0", 4096), finally)
   local devices = {
     m.vm:virtio_blk{ addr = 0xd0000000, irq = 5, path = image },
     m.vm:virtio_rng{ addr = 0xd0001000, irq = 6 },
@@ -270,9 +268,7 @@ describe("scripts/linux.lua", function()
                      .. "instead of stopping at an emulation failure")
     end
     -- With virtio devices: the console on hvc0, the early messages on COM1.
-    local image = os.tmpname()
-    H.write_file(image, string.rep("\0", 4096))
-    finally(function() os.remove(image) end)
+    local image = H.tmpfile(string.rep("\0", 4096), finally)
     local r = script("--kernel " .. H.quote(VMLINUX) .. " --initrd " .. H.quote(INITRD)
                      .. " --disk-ro " .. H.quote(image) .. " --rng --virtio-console"
                      .. " --timeout 400", 500)

@@ -14,12 +14,7 @@ local H = require "helper"
 local TIMEOUT = 20
 local SECTOR = 512
 
-local function tmpfile(bytes)
-  local path = os.tmpname()
-  if bytes then H.write_file(path, bytes) end
-  finally(function() os.remove(path) end)
-  return path
-end
+local function tmpfile(bytes) return H.tmpfile(bytes, finally) end
 
 -- A long-mode guest whose console and exit port are C devices; hypercall
 -- answers are constants (C too).

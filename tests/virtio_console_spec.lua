@@ -45,13 +45,8 @@ local function burst_bytes(n)
   return PATTERN:rep(n // #PATTERN + 1):sub(1, n)
 end
 
--- A temporary file (os.tmpname: no shell needed), removed when the test ends.
-local function tmpfile(content)
-  local path = os.tmpname()
-  if content then H.write_file(path, content) end
-  finally(function() os.remove(path) end)
-  return path
-end
+-- A temporary file, removed when the test ends.
+local function tmpfile(content) return H.tmpfile(content, finally) end
 
 -- The first byte where two strings differ, for messages.
 local function difference(got, want)

@@ -22,7 +22,7 @@ local NO_IRQ = 0xff
 
 local pattern, disk, assert_image = V.pattern, V.disk, V.assert_image
 local guest_vm, run, assert_passed = V.guest_vm, V.run, V.assert_passed
-local function image(bytes) return V.image(bytes, finally) end
+local function image(bytes) return H.tmpfile(bytes, finally) end
 
 -- QueueNotify exits of the device at base, from vm:stats().
 local function notify_exits(vm, base)

@@ -38,15 +38,6 @@ function V.disk(n, content)
   return table.concat(t)
 end
 
--- An image file (os.tmpname: no shell needed), removed when the test ends:
--- pass busted's finally (a global of the spec files, not of this module).
-function V.image(bytes, finally)
-  local path = os.tmpname()
-  H.write_file(path, bytes)
-  finally(function() os.remove(path) end)
-  return path
-end
-
 -- The first sector where two disk images differ, for messages.
 function V.first_difference(a, b)
   if #a ~= #b then return string.format("sizes %d and %d", #a, #b) end

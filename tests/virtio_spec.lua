@@ -21,7 +21,7 @@ local BLK_F_RO = 5
 
 local pattern, disk, assert_image = V.pattern, V.disk, V.assert_image
 local guest_vm, run, assert_passed = V.guest_vm, V.run, V.assert_passed
-local function image(bytes) return V.image(bytes, finally) end
+local function image(bytes) return H.tmpfile(bytes, finally) end
 
 local function has_feature(features, bit) return (features >> bit) & 1 == 1 end
 
