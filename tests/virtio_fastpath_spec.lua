@@ -35,14 +35,7 @@ local function path_counts(st)
            interrupts_irqfd = st.interrupts_irqfd, interrupts_line = st.interrupts_line }
 end
 
--- The disk virtio_blk64's round trip leaves.
-local DISK_SECTORS = 2048
-local WRITTEN = { 0, 1, 2, 8, 9, 10, 11, 12, 13, 14, 15, DISK_SECTORS - 1 }
-local function written_disk()
-  local set = {}
-  for _, s in ipairs(WRITTEN) do set[s] = true end
-  return disk(DISK_SECTORS, function(s) return set[s] and pattern(s) or nil end)
-end
+local DISK_SECTORS, written_disk = V.DISK_SECTORS, V.written_disk
 
 describe("the virtio fast path: notifications through ioeventfd", function()
   for _, f in ipairs{ 0, F_INDIRECT | F_EVENT_IDX } do

@@ -38,6 +38,17 @@ function V.disk(n, content)
   return table.concat(t)
 end
 
+-- The disk virtio_blk64's round trip uses (guests/virtio_blk64.c), and what
+-- it holds after the guest's write phase: the sectors in WRITTEN hold the
+-- pattern, the rest stay zero.
+V.DISK_SECTORS = 2048
+V.WRITTEN = { 0, 1, 2, 8, 9, 10, 11, 12, 13, 14, 15, V.DISK_SECTORS - 1 }
+function V.written_disk()
+  local set = {}
+  for _, s in ipairs(V.WRITTEN) do set[s] = true end
+  return V.disk(V.DISK_SECTORS, function(s) return set[s] and V.pattern(s) or nil end)
+end
+
 -- The first sector where two disk images differ, for messages.
 function V.first_difference(a, b)
   if #a ~= #b then return string.format("sizes %d and %d", #a, #b) end

@@ -28,15 +28,7 @@ local function has_feature(features, bit) return (features >> bit) & 1 == 1 end
 -- ---- virtio-blk ----
 
 local ROUND_TRIP, WRITE, READ, READONLY = 0, 1, 2, 3
-local DISK_SECTORS = 2048
-local WRITTEN = { 0, 1, 2, 8, 9, 10, 11, 12, 13, 14, 15, DISK_SECTORS - 1 }
-
--- The disk after the guest's write phase: WRITTEN hold the pattern.
-local function written_disk()
-  local set = {}
-  for _, s in ipairs(WRITTEN) do set[s] = true end
-  return disk(DISK_SECTORS, function(s) return set[s] and pattern(s) or nil end)
-end
+local DISK_SECTORS, written_disk = V.DISK_SECTORS, V.written_disk
 
 local function blk_vm(path, params, opts)
   local vm, out = guest_vm("virtio_blk64.bin", params)
