@@ -28,7 +28,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +36,7 @@
 #include <unistd.h>
 
 #include "dev.h"
+#include "dev_thread.h"
 #include "output.h"
 #include "../err.h"
 #include "../term.h"
@@ -542,14 +542,7 @@ static void serial_start(struct device *dev)
   if (s->in_stdin && s->in_fd >= 0)
     s->took_term = term_console_begin(s->in_fd, s->escape, &s->hinted);
   s->stopping = false;
-  /* The thread takes no signals: Ctrl-C and SIGTERM belong to the main
-   * thread, the kick signal to vCPUs. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int rc = pthread_create(&s->thread, NULL, serial_thread, s);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc == 0) {
+  if (dev_thread_start(&s->thread, 0, serial_thread, s) == 0) {
     s->thread_running = true;
     return;
   }

@@ -33,7 +33,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,8 +44,9 @@
 #include "../err.h"
 #include "../term.h"
 #include "../vcpu.h"
-#include "virtio_devices.h"
+#include "dev_thread.h"
 #include "output.h"
+#include "virtio_devices.h"
 #include "virtio_mmio.h"
 
 #define CONSOLE_ID 3
@@ -302,14 +302,7 @@ static void console_start(struct device *dev)
     return;
   if (c->in_stdin)
     c->took_term = term_console_begin(c->in_fd, c->escape, &c->hinted);
-  /* The thread takes no signals: Ctrl-C and SIGTERM belong to the main
-   * thread, the kick signal to vCPUs. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int rc = pthread_create(&c->thread, NULL, console_thread, c);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (rc == 0) {
+  if (dev_thread_start(&c->thread, 0, console_thread, c) == 0) {
     c->thread_running = true;
     return;
   }

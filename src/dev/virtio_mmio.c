@@ -62,11 +62,11 @@
  * and every interrupt after the first would be lost. A line with an irqfd must
  * not be shared with a device that holds it with KVM_IRQ_LINE (the edge's fall
  * would lower the other device's level). */
+#include "dev_thread.h"
 #include "virtio_mmio.h"
 
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -355,17 +355,7 @@ static void fastpath_start(struct device *dev)
   if (t->fp.wake_fd < 0 || t->fp.thread_running)
     return;
   t->fp.stopping = false; /* no thread yet: nobody else looks */
-  /* The thread takes no signals: Ctrl-C and SIGTERM belong to the main
-   * thread, the kick signal to vCPUs. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setstacksize(&attr, IO_THREAD_STACK);
-  int rc = pthread_create(&t->fp.thread, &attr, io_thread, t);
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  int rc = dev_thread_start(&t->fp.thread, IO_THREAD_STACK, io_thread, t);
   if (rc == 0) {
     t->fp.thread_running = true;
     return;
